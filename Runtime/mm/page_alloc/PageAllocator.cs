@@ -1,0 +1,103 @@
+using System;
+
+namespace KmemGuard;
+
+/// <summary>
+/// The buddy allocator (mm/page_alloc.c): per zone and order a free list; allocation takes the
+/// smallest free block of at least the order and splits it, free merges a block with its buddy
+/// while the buddy is free and of the same order.
+/// </summary>
+internal sealed partial class PageAllocator
+{
+    private readonly Machine _machine;
+    private readonly PhysicalMemory _ram;
+
+    public PageAllocator(Machine machine)
+    {
+        _machine = machine;
+        _ram = machine.Ram;
+        foreach (Zone zone in _ram.Zones)
+            for (ulong pfn = zone.StartPfn; pfn < zone.EndPfn; pfn++) _ram.PageAt(pfn).Flags = PageFlags.Reserved;
+    }
+
+    /// <summary>Gives every frame to the buddy allocator (a boot without bootmem).</summary>
+    public void FreeAllRam()
+    {
+        foreach (Zone zone in _ram.Zones) FreeBootRange(zone.StartPfn, zone.EndPfn);
+    }
+
+    /// <summary>Hands reserved frames [startPfn, endPfn) to the buddy lists, in the largest aligned blocks.</summary>
+    public void FreeBootRange(ulong startPfn, ulong endPfn)
+    {
+        ulong pfn = startPfn;
+        while (pfn < endPfn)
+        {
+            int order = Kernel.MAX_ORDER;
+            while (order > 0 && ((pfn & ((1UL << order) - 1)) != 0 || pfn + (1UL << order) > endPfn)) order--;
+            page head = _ram.PageAt(pfn);
+            Zone zone = head.Zone;
+            lock (zone.Lock)
+            {
+                for (ulong i = 0; i < 1UL << order; i++) _ram.PageAt(pfn + i).Flags &= ~PageFlags.Reserved;
+                zone.ManagedPages += 1L << order;
+                FreeBlockLocked(head, order);
+            }
+            _machine.Memory.Kasan?.Poison(PageVirt(head), (ulong)Kernel.PAGE_SIZE << order, Kasan.PageFree);
+            pfn += 1UL << order;
+        }
+        RecomputeWatermarks();
+    }
+
+    /// <summary>The direct-map address of a frame.</summary>
+    public static ulong PageVirt(page frame) => KernelMemory.ToVirt(frame.Pfn << Kernel.PAGE_SHIFT);
+
+    /// <summary>Takes a block of exactly <paramref name="order"/> from the zone's free lists, splitting a larger one.</summary>
+    private page? TakeBlockLocked(Zone zone, int order)
+    {
+        for (int current = order; current <= Kernel.MAX_ORDER; current++)
+        {
+            FreeArea area = zone.FreeAreas[current];
+            page? block = area.First;
+            if (block == null) continue;
+            area.Remove(block);
+            block.Flags &= ~PageFlags.Buddy;
+            while (current > order)
+            {
+                current--;
+                page half = _ram.PageAt(block.Pfn + (1UL << current));
+                half.Order = current;
+                half.Flags |= PageFlags.Buddy;
+                zone.FreeAreas[current].Push(half);
+            }
+            block.Order = order;
+            zone.FreePages -= 1L << order;
+            return block;
+        }
+        return null;
+    }
+
+    /// <summary>Puts a block back, merging it with its buddy for as long as the buddy is free.</summary>
+    private void FreeBlockLocked(page block, int order)
+    {
+        Zone zone = block.Zone;
+        zone.FreePages += 1L << order;
+        ulong pfn = block.Pfn;
+        while (order < Kernel.MAX_ORDER)
+        {
+            ulong buddyPfn = pfn ^ (1UL << order);
+            if (!zone.Contains(buddyPfn)) break;
+            page buddy = _ram.PageAt(buddyPfn);
+            if (!buddy.Has(PageFlags.Buddy) || buddy.Order != order) break;
+            zone.FreeAreas[order].Remove(buddy);
+            buddy.Flags &= ~PageFlags.Buddy;
+            pfn &= ~(1UL << order);
+            order++;
+        }
+        page merged = _ram.PageAt(pfn);
+        merged.Order = order;
+        merged.Flags |= PageFlags.Buddy;
+        zone.FreeAreas[order].Push(merged);
+    }
+
+    partial void RecomputeWatermarks();
+}
