@@ -104,7 +104,8 @@ public static class scullb_runtime
 
     public static void write_after_free_in_poisoned_cache()
     {
-        kmem_cache_t cache = kmem_cache_create("scullb_poison", 128, 0, SLAB_POISON, null);
+        kmem_cache_t? cache = kmem_cache_create("scullb_poison", 128, 0, SLAB_POISON, null);
+        if (cache is null) return;
         KPtr obj = kmem_cache_alloc(cache, GFP_KERNEL);
         kmem_cache_free(cache, obj);
         // SEEDED BUG (runtime: PoisonOverwritten): a late completion writes into the freed object; without
@@ -143,7 +144,8 @@ public static class scullb_runtime
 
     public static void destroy_before_trim()
     {
-        kmem_cache_t cache = kmem_cache_create("scullb_c", 4000, 0, SLAB_HWCACHE_ALIGN, null, null);
+        kmem_cache_t? cache = kmem_cache_create("scullb_c", 4000, 0, SLAB_HWCACHE_ALIGN, null, null);
+        if (cache is null) return;
         KPtr quantum = kmem_cache_alloc(cache, GFP_KERNEL);
         // SEEDED BUG (runtime: CacheNotEmpty): module exit destroys the cache before trimming the devices.
         kmem_cache_destroy(cache);

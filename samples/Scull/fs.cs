@@ -57,7 +57,10 @@ public static class fcntl
     public const int SEEK_END = 2;
 }
 
-/// <summary>The errno values these drivers return (negated, as the kernel does).</summary>
+/// <summary>
+/// The errno values these drivers return (negated, as the kernel does). Written `errno.EFAULT`:
+/// the runtime defines a few errno values of its own, and a second `using static` would make them ambiguous.
+/// </summary>
 public static class errno
 {
     public const int EFAULT = 14;

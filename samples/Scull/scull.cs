@@ -1,7 +1,6 @@
 using System;
 using KmemGuard;
 using static KmemGuard.Kernel;
-using static Scull.errno;
 using static Scull.fcntl;
 
 namespace Scull;
@@ -193,7 +192,7 @@ public static class scull
             if (q.IsNull) return 0; // a hole: don't fill it on read
 
             if (want > quantum - q_pos) want = quantum - q_pos;
-            if (copy_to_user(buf, q + q_pos, want) != 0) return -EFAULT;
+            if (copy_to_user(buf, q + q_pos, want) != 0) return -errno.EFAULT;
             f_pos += want;
             retval = want;
         }
@@ -222,22 +221,22 @@ public static class scull
             int s_pos = (int)(rest / quantum), q_pos = (int)(rest % quantum);
 
             scull_qset dptr = scull_follow(dev, item);
-            if (dptr.IsNull) return -ENOMEM;
+            if (dptr.IsNull) return -errno.ENOMEM;
             if (dptr.data.IsNull)
             {
                 // The array of quantum pointers starts all NULL: unwritten quanta are holes.
                 dptr.data = kzalloc((long)qset * 8, GFP_KERNEL);
-                if (dptr.data.IsNull) return -ENOMEM;
+                if (dptr.data.IsNull) return -errno.ENOMEM;
             }
             if (dptr.quantum(s_pos).IsNull)
             {
                 KPtr q = dev.alloc_quantum();
-                if (q.IsNull) return -ENOMEM;
+                if (q.IsNull) return -errno.ENOMEM;
                 dptr.set_quantum(s_pos, q);
             }
 
             if (want > quantum - q_pos) want = quantum - q_pos;
-            if (copy_from_user(dptr.quantum(s_pos) + q_pos, buf, want) != 0) return -EFAULT;
+            if (copy_from_user(dptr.quantum(s_pos) + q_pos, buf, want) != 0) return -errno.EFAULT;
             f_pos += want;
             if (dev.size < f_pos) dev.size = f_pos;
             retval = want;
@@ -259,9 +258,9 @@ public static class scull
             case SEEK_SET: newpos = off; break;
             case SEEK_CUR: newpos = filp.f_pos + off; break;
             case SEEK_END: newpos = dev.size + off; break;
-            default: return -EINVAL;
+            default: return -errno.EINVAL;
         }
-        if (newpos < 0) return -EINVAL;
+        if (newpos < 0) return -errno.EINVAL;
         filp.f_pos = newpos;
         return newpos;
     }
