@@ -109,7 +109,10 @@ internal sealed class Workload
     /// <summary>kmemleak with the devices as roots (nothing may be unreachable), then every module's exit path.</summary>
     public int Cleanup()
     {
-        var leaks = _machine.ScanLeaks(_sculls.Cast<object>().Append(_scullc).Append((object?)_sbull ?? "").Append((object?)_short ?? "").ToArray());
+        var roots = new List<object>(_sculls) { _scullc };
+        if (_sbull is not null) roots.Add(_sbull);
+        if (_short is not null) roots.Add(_short);
+        var leaks = _machine.ScanLeaks(roots.ToArray());
         Console.WriteLine();
         Console.WriteLine($"  kmemleak scan with the devices as roots: {(leaks.Count == 0 ? Term.Green("no leaks") : Term.Red($"{leaks.Count} leak(s)"))}");
         _failures += leaks.Count;

@@ -1,11 +1,8 @@
 using System;
-using System.Collections.Generic;
-using System.Diagnostics;
 using System.IO;
 using System.IO.Compression;
 using System.Linq;
 using System.Reflection;
-using System.Text;
 using Xunit;
 
 namespace KmemGuard.Samples.Tests;
@@ -48,7 +45,7 @@ public class PackageTests
         {
             string configuration = typeof(PackageTests).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>()
                 .Single(a => a.Key == "Configuration").Value ?? "Debug";
-            Dotnet(root, $"pack pack/KmemGuard.Package.csproj -c {configuration} -o \"{feed}\" -p:PackageVersion={version}").AssertSucceeded("dotnet pack");
+            Dotnet.Run(root, $"pack pack/KmemGuard.Package.csproj -c {configuration} -o \"{feed}\" -p:PackageVersion={version}").AssertSucceeded("dotnet pack");
 
             string nupkg = Path.Combine(feed, $"KmemGuard.{version}.nupkg");
             using (ZipArchive zip = ZipFile.OpenRead(nupkg))
@@ -78,15 +75,15 @@ public class PackageTests
                 """);
             File.WriteAllText(Path.Combine(app, "Program.cs"), Program);
 
-            Run build = Dotnet(app, "build -nologo");
+            DotnetRun build = Dotnet.Run(app, "build -nologo");
             build.AssertSucceeded("dotnet build of the consumer");
             Assert.Matches(@"Program\.cs\(\d+,\d+\): warning KMG0001", build.Output);
 
-            Run run = Dotnet(app, "run --no-build");
+            DotnetRun run = Dotnet.Run(app, "run --no-build");
             run.AssertSucceeded("dotnet run of the consumer");
             Assert.Contains("REPORT SleepInAtomic: BUG: sleeping function called from invalid context", run.Output);
 
-            Run optedOut = Dotnet(app, "build -nologo -p:KmemGuardGlobalUsing=false");
+            DotnetRun optedOut = Dotnet.Run(app, "build -nologo -p:KmemGuardGlobalUsing=false");
             Assert.NotEqual(0, optedOut.ExitCode);
             Assert.Contains("error CS0103", optedOut.Output); // kmalloc and friends are no longer in scope
         }
@@ -94,43 +91,5 @@ public class PackageTests
         {
             try { Directory.Delete(work, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
         }
-    }
-
-    private sealed record Run(string What, int ExitCode, string Output)
-    {
-        public void AssertSucceeded(string step) =>
-            Assert.True(ExitCode == 0, $"{step} (dotnet {What}) exited {ExitCode}:\n{Output}");
-    }
-
-    private static Run Dotnet(string directory, string arguments)
-    {
-        var psi = new ProcessStartInfo("dotnet", arguments + " -nodeReuse:false")
-        {
-            WorkingDirectory = directory,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        if (arguments.StartsWith("run", StringComparison.Ordinal)) psi.Arguments = arguments; // run passes unknown switches to the program
-        // The test host runs under `dotnet test`, whose MSBuild settings must not leak into a fresh build.
-        foreach (string name in psi.Environment.Keys.Where(k => k.StartsWith("MSBUILD", StringComparison.OrdinalIgnoreCase) || k.StartsWith("VSTEST", StringComparison.OrdinalIgnoreCase)).ToList())
-            psi.Environment.Remove(name);
-        psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
-        psi.Environment["DOTNET_NOLOGO"] = "1";
-        psi.Environment["MSBUILDDISABLENODEREUSE"] = "1";
-
-        using Process process = Process.Start(psi)!;
-        var output = new StringBuilder();
-        process.OutputDataReceived += (_, e) => { if (e.Data != null) lock (output) output.AppendLine(e.Data); };
-        process.ErrorDataReceived += (_, e) => { if (e.Data != null) lock (output) output.AppendLine(e.Data); };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        if (!process.WaitForExit(TimeSpan.FromMinutes(5)))
-        {
-            process.Kill(entireProcessTree: true);
-            return new Run(arguments, -1, output + "\n(timed out after 5 minutes)");
-        }
-        process.WaitForExit();
-        lock (output) return new Run(arguments, process.ExitCode, output.ToString());
     }
 }
