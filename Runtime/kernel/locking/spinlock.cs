@@ -185,7 +185,7 @@ public static partial class Kernel
             }
         }
         var spin = new SpinWait();
-        while (Interlocked.CompareExchange(ref @lock.State, 1, 0) != 0) spin.SpinOnce(sleep1Threshold: -1);
+        while (Interlocked.CompareExchange(ref @lock.State, 1, 0) != 0) spin.SpinOnce();
         Acquired(task, @lock, site);
     }
 

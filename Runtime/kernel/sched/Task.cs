@@ -161,8 +161,12 @@ internal sealed class Cpu
 /// </summary>
 internal sealed class Scheduler
 {
+    private const int SpinsBeforeBlocking = 20;
+
     private readonly Cpu[] _cpus;
+    private readonly object _released = new();
     private int _nextCpu = -1;
+    private int _waiters;
 
     public Scheduler(Cpu[] cpus) => _cpus = cpus;
 
@@ -184,21 +188,47 @@ internal sealed class Scheduler
     public void TakeCpu(KTask task)
     {
         var spin = new SpinWait();
-        while (true)
+        while (!TryTakeAny(task))
         {
-            int start = task.CpuId;
-            int candidates = task.Bound ? 1 : _cpus.Length;
-            for (int i = 0; i < candidates; i++)
+            if (spin.Count < SpinsBeforeBlocking) spin.SpinOnce(sleep1Threshold: -1);
+            else WaitForRelease(() => TryTakeAny(task));
+        }
+    }
+
+    private bool TryTakeAny(KTask task)
+    {
+        int start = task.CpuId;
+        int candidates = task.Bound ? 1 : _cpus.Length;
+        for (int i = 0; i < candidates; i++)
+        {
+            Cpu cpu = _cpus[(start + i) % _cpus.Length];
+            if (Interlocked.CompareExchange(ref cpu.Owner, task, null) == null)
             {
-                Cpu cpu = _cpus[(start + i) % _cpus.Length];
-                if (Interlocked.CompareExchange(ref cpu.Owner, task, null) == null)
-                {
-                    task.CpuId = cpu.Id;
-                    task.OwnsCpu = true;
-                    return;
-                }
+                task.CpuId = cpu.Id;
+                task.OwnsCpu = true;
+                return true;
             }
-            spin.SpinOnce();
+        }
+        return false;
+    }
+
+    /// <summary>
+    /// Blocks until a CPU is released (or a millisecond passes). A waiter must not spin for long: the
+    /// host may have descheduled the owner, and spinning would then burn the owner's time slice.
+    /// </summary>
+    private void WaitForRelease(System.Func<bool> ready)
+    {
+        Interlocked.Increment(ref _waiters);
+        try
+        {
+            lock (_released)
+            {
+                if (!ready()) Monitor.Wait(_released, 1);
+            }
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _waiters);
         }
     }
 
@@ -214,6 +244,8 @@ internal sealed class Scheduler
     {
         task.OwnsCpu = false;
         Interlocked.CompareExchange(ref _cpus[task.CpuId].Owner, null, task);
+        if (Volatile.Read(ref _waiters) == 0) return;
+        lock (_released) Monitor.PulseAll(_released);
     }
 
     /// <summary>
@@ -237,19 +269,25 @@ internal sealed class Scheduler
     private void MoveOff(KTask task)
     {
         var spin = new SpinWait();
-        while (true)
+        while (!TryMoveToFree(task))
         {
-            int candidates = task.Bound ? 1 : _cpus.Length;
-            for (int i = 0; i < candidates; i++)
-            {
-                int id = (task.CpuId + i) % _cpus.Length;
-                if (Volatile.Read(ref _cpus[id].Owner) == null)
-                {
-                    task.CpuId = id;
-                    return;
-                }
-            }
-            spin.SpinOnce();
+            if (spin.Count < SpinsBeforeBlocking) spin.SpinOnce(sleep1Threshold: -1);
+            else WaitForRelease(() => TryMoveToFree(task));
         }
+    }
+
+    private bool TryMoveToFree(KTask task)
+    {
+        int candidates = task.Bound ? 1 : _cpus.Length;
+        for (int i = 0; i < candidates; i++)
+        {
+            int id = (task.CpuId + i) % _cpus.Length;
+            if (Volatile.Read(ref _cpus[id].Owner) == null)
+            {
+                task.CpuId = id;
+                return true;
+            }
+        }
+        return false;
     }
 }
