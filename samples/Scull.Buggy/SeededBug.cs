@@ -6,9 +6,10 @@ namespace Scull.Buggy;
 
 /// <summary>
 /// One seeded bug of the buggy twin: what it is, the analyzer rule that flags it at build time (if
-/// any), the report the runtime checker gives when it runs, and the checks its machine runs with.
+/// any), the report the runtime checker gives when it runs (on <see cref="Machine.Current"/>), and the
+/// checks its machine runs with. Run is the buggy function itself, so reports name it in their stacks.
 /// </summary>
-public sealed record SeededBug(string Name, string? Rule, BugKind Kind, string Description, Action<Machine> Run)
+public sealed record SeededBug(string Name, string? Rule, BugKind Kind, string Description, Action Run)
 {
     /// <summary>
     /// Most bugs run on a machine with every check; a few run the way a production kernel is
@@ -30,7 +31,7 @@ public static class SeededBugRunner
             Checks = bug.Checks,
             OnBug = BugAction.Report,
         });
-        bug.Run(m);
+        bug.Run();
         var reports = new List<KernelBugReport>(m.Reports);
         reports.AddRange(m.ScanLeaks());
         return reports;

@@ -61,6 +61,9 @@ public static class scullb
         per_cpu(scullb_hits, cpu)++;
     }
 
+    /// <summary>The statistics timer: accounts the bytes moved since the last tick, which is none when idle.</summary>
+    public static void scullb_stats_timer(timer_list t) => scullb_account(0);
+
     /// <summary>Adds a transfer to this CPU's byte count, but forgets put_cpu on the early return.</summary>
     public static void scullb_account(long bytes)
     {
