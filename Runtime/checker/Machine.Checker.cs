@@ -41,7 +41,7 @@ public sealed partial class Machine
         ThrowIfDisposed();
         if (!IsChecking(Checks.Kmemleak))
             throw new InvalidOperationException("ScanLeaks: kmemleak is off on this machine (boot it with Checks.Kmemleak in MachineOptions.Checks).");
-        return Kmemleak.Scan(roots);
+        return Kmemleak.Scan(roots ?? Array.Empty<object>());
     }
 
     /// <summary>failslab (/sys/kernel/debug/failslab): fails slab allocations (kmalloc, kmem_cache_alloc) on demand.</summary>

@@ -22,6 +22,8 @@ public abstract class MachineBenchmark
         _machine = Machine.Boot(new MachineOptions { Cpus = 1, MemoryBytes = 256L << 20, Checks = checks });
     }
 
+    protected Machine Machine => _machine!;
+
     /// <summary>Makes the machine current for the measured thread; call first in every benchmark method.</summary>
     protected void EnterMachine() => _machine!.MakeCurrent();
 

@@ -372,6 +372,28 @@ public class KmemleakTests
     }
 
     [Fact]
+    public void A_block_with_min_count_2_needs_two_references()
+    {
+        using Machine m = Boot();
+        page frame = m.PageAllocator.Alloc(GFP_KERNEL, 0, -1, default)!;
+        var shared = new KPtr(PageAllocator.PageVirt(frame));
+        kmemleak_alloc(shared, 64, 2, GFP_KERNEL);
+
+        Assert.Single(m.ScanLeaks(new ScullDevice { Data = shared }));
+        Assert.Empty(m.ScanLeaks(new ScullDevice { Data = shared, Next = new ScullDevice { Data = shared + 8 } }));
+    }
+
+    [Fact]
+    public void Null_roots_and_open_generic_types_are_no_roots()
+    {
+        using Machine m = Boot();
+        Block(m);
+
+        Assert.Single(m.ScanLeaks(null!));
+        Assert.Single(m.ScanLeaks(typeof(List<>), null!));
+    }
+
+    [Fact]
     public void ScanLeaks_with_kmemleak_off_throws_and_the_annotations_do_nothing()
     {
         using Machine m = Boot(Checks.All & ~Checks.Kmemleak);

@@ -49,11 +49,14 @@ internal sealed class ManagedRootScanner
     public void ScanRoot(object? root)
     {
         if (root is Type type)
+        {
+            if (type.ContainsGenericParameters) return; // an open generic type has no statics to read
             foreach (FieldInfo field in type.GetFields(StaticFields))
             {
                 if (field.IsLiteral || !MayHoldPointers(field.FieldType)) continue;
                 Add(field.GetValue(null));
             }
+        }
         else Add(root);
         while (_pending.TryPop(out object? next)) Visit(next);
     }
