@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using System.Runtime.CompilerServices;
 using System.Threading;
 
 namespace KmemGuard;
@@ -12,8 +13,9 @@ public sealed partial class Machine
     private readonly FaultInjection _faultInjection = new();
 
     /// <summary>
-    /// The machine's kmemleak. The allocators call <c>Kmemleak.Track</c>/<c>Untrack</c> only
-    /// when <c>IsChecking(Checks.Kmemleak)</c>.
+    /// The machine's kmemleak, created on first use. The allocators reach it through
+    /// <see cref="KmemleakAlloc"/> and <see cref="KmemleakFree"/>; the per-CPU and bootmem code
+    /// registers its root areas with <c>Kmemleak.AddScanAreaProvider</c> when kmemleak is on.
     /// </summary>
     internal Kmemleak Kmemleak
     {
@@ -24,6 +26,44 @@ public sealed partial class Machine
             Interlocked.CompareExchange(ref _kmemleak, new Kmemleak(this), null);
             return _kmemleak!;
         }
+    }
+
+    /// <summary>
+    /// kmemleak_alloc for the allocators: call it once the block is ready to hand out, with the
+    /// size kmemleak should scan and report. One flag test when kmemleak is off.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal void KmemleakAlloc(ulong start, ulong size, MemoryFamily family, string? cacheName, Track alloc)
+    {
+        if (IsChecking(Checks.Kmemleak)) Kmemleak.Track(start, size, family, cacheName, alloc);
+    }
+
+    /// <summary>
+    /// kmemleak_free for the allocators: call it before the block goes back to a free list, so that
+    /// a block another thread gets at the same address is never the one forgotten.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal void KmemleakFree(ulong start)
+    {
+        if (IsChecking(Checks.Kmemleak)) Kmemleak.Untrack(start);
+    }
+
+    /// <summary>
+    /// As <c>echo clear &gt; /sys/kernel/debug/kmemleak</c>: the blocks the last scan reported are
+    /// not reported again (they become gray: still scanned, never a leak). Blocks allocated later
+    /// are reported as usual, so a test can clear what setup left and scan for what it does itself.
+    /// </summary>
+    public void ClearLeaks()
+    {
+        RequireKmemleak(nameof(ClearLeaks));
+        Kmemleak.Clear();
+    }
+
+    private void RequireKmemleak(string caller)
+    {
+        ThrowIfDisposed();
+        if (!IsChecking(Checks.Kmemleak))
+            throw new InvalidOperationException($"{caller}: kmemleak is off on this machine (boot it with Checks.Kmemleak in MachineOptions.Checks).");
     }
 
     /// <summary>
@@ -38,9 +78,7 @@ public sealed partial class Machine
     /// <exception cref="InvalidOperationException">kmemleak is off (<see cref="Checks.Kmemleak"/> is not in the machine's checks): no block was tracked, so a scan could only wrongly say "no leaks".</exception>
     public IReadOnlyList<KernelBugReport> ScanLeaks(params object[] roots)
     {
-        ThrowIfDisposed();
-        if (!IsChecking(Checks.Kmemleak))
-            throw new InvalidOperationException("ScanLeaks: kmemleak is off on this machine (boot it with Checks.Kmemleak in MachineOptions.Checks).");
+        RequireKmemleak(nameof(ScanLeaks));
         return Kmemleak.Scan(roots ?? Array.Empty<object>());
     }
 

@@ -394,6 +394,35 @@ public class KmemleakTests
     }
 
     [Fact]
+    public void ClearLeaks_silences_what_the_last_scan_reported_but_not_later_blocks()
+    {
+        using Machine m = Boot();
+        KPtr fromSetup = Block(m), child = Block(m);
+        fromSetup.Write(0, child.Address);
+        Assert.Equal(new[] { fromSetup.Address, child.Address }, LeakedAddresses(m.ScanLeaks()));
+
+        m.ClearLeaks();
+        KPtr fromTest = Block(m);
+
+        Assert.Equal(new[] { fromTest.Address }, LeakedAddresses(m.ScanLeaks()));
+    }
+
+    [Fact]
+    public void The_allocator_hooks_track_and_forget_blocks()
+    {
+        using Machine m = Boot();
+        page frame = m.PageAllocator.Alloc(GFP_KERNEL, 0, -1, default)!;
+        ulong start = PageAllocator.PageVirt(frame);
+
+        m.KmemleakAlloc(start, 96, MemoryFamily.SlabCache, "scullc", new Track(m.CurrentTask, default, m.Jiffies));
+        KernelBugReport leak = Assert.Single(m.ScanLeaks());
+        Assert.StartsWith($"unreferenced object 0x{start:x16} (size 96):", leak.Text);
+
+        m.KmemleakFree(start);
+        Assert.Empty(m.ScanLeaks());
+    }
+
+    [Fact]
     public void ScanLeaks_with_kmemleak_off_throws_and_the_annotations_do_nothing()
     {
         using Machine m = Boot(Checks.All & ~Checks.Kmemleak);
@@ -401,9 +430,12 @@ public class KmemleakTests
         var p = new KPtr(PageAllocator.PageVirt(frame));
         kmemleak_not_leak(p);
         kmemleak_alloc(p, 64, 1, GFP_KERNEL);
+        m.KmemleakAlloc(p.Address, 64, MemoryFamily.Kmalloc, "kmalloc-64", new Track(m.CurrentTask, default, m.Jiffies));
+        m.KmemleakFree(p.Address);
 
         var e = Assert.Throws<InvalidOperationException>(() => m.ScanLeaks());
         Assert.Contains("kmemleak is off", e.Message);
+        Assert.Throws<InvalidOperationException>(() => m.ClearLeaks());
     }
 
     [Fact]

@@ -32,6 +32,7 @@ internal sealed class Kmemleak
     private readonly List<(ulong Start, ulong Size)> _scanAreas = new();
     private readonly List<Func<IEnumerable<(ulong Start, ulong Size)>>> _scanAreaProviders = new();
     private readonly object _scanLock = new();
+    private readonly List<KmemleakObject> _lastReported = new();
     private long _sequence;
 
     public Kmemleak(Machine machine) => _machine = machine;
@@ -109,10 +110,25 @@ internal sealed class Kmemleak
                 foreach ((ulong start, ulong size) in provider()) scan.ScanRange(start, size);
             scan.ScanGrayObjects();
             var reports = new List<KernelBugReport>();
+            _lastReported.Clear();
             foreach (KmemleakObject leak in scan.Unreferenced())
                 if (_objects.TryGetValue(leak.Start, out KmemleakObject? still) && still == leak)
+                {
                     reports.Add(new KernelBugReport(BugKind.Leak, KmemleakReport.Format(_machine, leak), leak.Start));
+                    _lastReported.Add(leak);
+                }
             return reports;
+        }
+    }
+
+    /// <summary>kmemleak's "clear": what the last scan reported becomes gray, never reported again.</summary>
+    public void Clear()
+    {
+        lock (_scanLock)
+        {
+            foreach (KmemleakObject leak in _lastReported)
+                if (leak.MinCount != Black) leak.MinCount = Gray;
+            _lastReported.Clear();
         }
     }
 }
