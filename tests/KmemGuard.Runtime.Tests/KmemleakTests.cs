@@ -160,6 +160,16 @@ public class KmemleakTests
     }
 
     [Fact]
+    public void A_zero_sized_block_is_referenced_by_a_pointer_to_its_start()
+    {
+        using Machine m = Boot();
+        KPtr low = Block(m, 64), empty = Block(m, 0, MemoryFamily.None, null);
+
+        Assert.Equal(new[] { low.Address }, LeakedAddresses(m.ScanLeaks(empty)));
+        Assert.Equal(new[] { low.Address, empty.Address }, LeakedAddresses(m.ScanLeaks(empty + 1)));
+    }
+
+    [Fact]
     public void Only_the_block_itself_is_scanned_not_the_rest_of_its_page()
     {
         using Machine m = Boot();

@@ -27,7 +27,7 @@ internal sealed class KmemleakScan
         _counts = new int[_blocks.Length];
         _queued = new bool[_blocks.Length];
         _lowest = _blocks.Length > 0 ? _blocks[0].Start : ulong.MaxValue;
-        foreach (KmemleakObject block in _blocks) _highest = Math.Max(_highest, block.End);
+        foreach (KmemleakObject block in _blocks) _highest = Math.Max(_highest, Math.Max(block.End, block.Start + 1)); // a 0-byte block still has its start
         _reference = Reference;
         for (int i = 0; i < _blocks.Length; i++)
             if (_blocks[i].MinCount == Kmemleak.Gray) Enqueue(i);
