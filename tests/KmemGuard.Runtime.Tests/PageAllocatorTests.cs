@@ -538,6 +538,19 @@ public class PageAllocatorTests
     }
 
     [Fact]
+    public void A_reference_to_a_free_page_is_a_bad_page_state_and_is_not_taken()
+    {
+        using Machine m = Boot(BugAction.Report);
+        page p = alloc_page(GFP_KERNEL)!;
+        __free_page(p);
+        get_page(p);
+        Assert.Equal(0, page_count(p));
+        KernelBugReport r = Assert.Single(m.Reports);
+        Assert.Equal(BugKind.BadPageState, r.Kind);
+        Assert.Contains("get_page() of a page that is not allocated", r.Text);
+    }
+
+    [Fact]
     public void Alloc_pages_exact_keeps_only_the_pages_asked_for()
     {
         using Machine m = Boot();
@@ -562,6 +575,8 @@ public class PageAllocatorTests
         Assert.Equal(va, __va(__pa(va)));
         Assert.Same(pg, pfn_to_page(page_to_pfn(pg)));
         Assert.True(virt_addr_valid(va));
+        Assert.True(pfn_valid(page_to_pfn(pg)));
+        Assert.False(pfn_valid(totalram_pages()));
         Assert.False(virt_addr_valid(new KPtr(AddressLayout.VMALLOC_START)));
         Assert.Throws<ArgumentException>(() => virt_to_page(new KPtr(AddressLayout.VMALLOC_START)));
         Assert.Throws<ArgumentException>(() => __pa(new KPtr(AddressLayout.VMALLOC_START)));

@@ -65,10 +65,8 @@ internal static class ProcRender
         Kb("Slab:", slabReclaimable + slabUnreclaimable);
         Kb("SReclaimable:", slabReclaimable);
         Kb("SUnreclaim:", slabUnreclaimable);
-        Line(text, "KernelStack:", stats[MemStat.KernelStackKb]);
-        Kb("PageTables:", stats[MemStat.PageTablePages]);
-        Kb("Bounce:", 0);
-        Kb("WritebackTmp:", 0);
+        foreach (string none in new[] { "KernelStack:", "PageTables:", "Bounce:", "WritebackTmp:" })
+            Kb(none, 0);
         Kb("CommitLimit:", total * 50 / 100);
         Kb("Committed_AS:", 0);
         Line(text, "VmallocTotal:", (long)(m.Memory.Vmalloc.Size >> 10));
