@@ -261,13 +261,32 @@ public class PageAllocatorTests
     }
 
     [Fact]
+    public void Lower_zones_keep_a_lowmem_reserve_from_allocations_that_could_go_higher()
+    {
+        using Machine m = Boot();
+        Zone dma = m.Ram.Zones[0], dma32 = m.Ram.Zones[1];
+        // 12288 DMA32 pages above ZONE_DMA, lowmem_reserve_ratio 256.
+        Assert.Equal(0, m.PageAllocator.LowmemReserve(dma, ZoneType.DMA));
+        Assert.Equal(48, m.PageAllocator.LowmemReserve(dma, ZoneType.DMA32));
+        Assert.Equal(48, m.PageAllocator.LowmemReserve(dma, ZoneType.Normal));
+        Assert.Equal(0, m.PageAllocator.LowmemReserve(dma32, ZoneType.Normal));
+        List<page> normal = Exhaust(GFP_NOWAIT);
+        Assert.Equal(dma.WatermarkMin + 48, dma.FreePages);
+        List<page> dmaOnly = Exhaust(GFP_NOWAIT | GFP_DMA); // its own zone: no reserve against it
+        Assert.Equal(48, dmaOnly.Count);
+        Assert.Equal(dma.WatermarkMin, dma.FreePages);
+        FreeAll(normal);
+        FreeAll(dmaOnly);
+    }
+
+    [Fact]
     public void Atomic_allocations_dip_into_the_reserve_that_others_may_not_touch()
     {
         using Machine m = Boot();
         Zone dma = m.Ram.Zones[0], dma32 = m.Ram.Zones[1];
         List<page> nowait = Exhaust(GFP_NOWAIT);
         Assert.Equal(dma32.WatermarkMin, dma32.FreePages);
-        Assert.Equal(dma.WatermarkMin, dma.FreePages);
+        Assert.Equal(dma.WatermarkMin + 48, dma.FreePages); // ZONE_DMA keeps its lowmem reserve from normal allocations
         List<page> high = Exhaust(__GFP_HIGH); // ALLOC_HIGH: half of min
         Assert.Equal(dma32.WatermarkMin - dma32.WatermarkMin / 2, dma32.FreePages);
         List<page> atomic = Exhaust(GFP_ATOMIC); // ALLOC_HIGH | ALLOC_HARDER: a further quarter

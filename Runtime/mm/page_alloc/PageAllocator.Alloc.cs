@@ -63,8 +63,10 @@ internal sealed partial class PageAllocator
             for (int z = zones.Length - 1; z >= 0; z--)
             {
                 Zone zone = zones[z];
-                if (zone.Type > highest || !WatermarkOk(zone, order, flags)) continue;
-                page? block = order == 0 ? TakeFromPerCpu(zone, (gfp & Kernel.__GFP_COLD) != 0, task) : TakeFromBuddy(zone, order);
+                if (zone.Type > highest) continue;
+                int zoneIndex = ZoneIndex(zone);
+                if (!WatermarkOk(zone, order, flags, _lowmemReserve[zoneIndex][(int)highest])) continue;
+                page? block = order == 0 ? TakeFromPerCpu(zone, zoneIndex, (gfp & Kernel.__GFP_COLD) != 0, task) : TakeFromBuddy(zone, order);
                 if (block != null) return block;
             }
         }

@@ -96,9 +96,8 @@ internal sealed partial class PageAllocator
     }
 
     /// <summary>rmqueue_pcplist: an order-0 page from this CPU's list, refilled with a batch from the buddy lists when empty.</summary>
-    private page? TakeFromPerCpu(Zone zone, bool cold, KTask task)
+    private page? TakeFromPerCpu(Zone zone, int zoneIndex, bool cold, KTask task)
     {
-        int zoneIndex = ZoneIndex(zone);
         bool taken = PinCpu(task);
         try
         {
