@@ -64,7 +64,8 @@ internal sealed class Bootmem : IObjectOwner
         Insert(_reserved, new Region(start, end, null));
         MergeNeighbours(_reserved);
         Insert(_allocations, new Region(start, end, track));
-        new Span<byte>(_machine.Ram.Host(start), checked((int)(end - start))).Clear();
+        for (ulong at = start; at < end; at += int.MaxValue)
+            new Span<byte>(_machine.Ram.Host(at), (int)Math.Min(end - at, int.MaxValue)).Clear();
         for (ulong pfn = start >> Kernel.PAGE_SHIFT; pfn << Kernel.PAGE_SHIFT < end; pfn++)
         {
             page frame = _machine.Ram.PageAt(pfn);
