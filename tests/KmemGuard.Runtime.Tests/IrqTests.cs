@@ -220,4 +220,28 @@ public class IrqTests
         m.RaiseIrq(22);
         Assert.Equal(m.CurrentTask.Pid, pid);
     }
+
+    [Fact]
+    public void A_bug_in_a_handler_throws_from_RaiseIrq_and_leaves_the_cpu_usable()
+    {
+        using Machine m = Ctx.Boot();
+        var lk = new spinlock_t();
+        bool fail = true;
+        int hits = 0;
+        request_irq(23, (irq, dev) =>
+        {
+            hits++;
+            spin_lock(lk);
+            if (fail) might_sleep();
+            spin_unlock(lk);
+            return IRQ_HANDLED;
+        }, 0, "dev", null);
+        Assert.Equal(BugKind.SleepInAtomic, Assert.Throws<KernelBugException>(() => m.RaiseIrq(23, 0)).Kind);
+        Assert.False(spin_is_locked(lk));
+        Assert.Equal(0, m.Cpus[0].IrqsOffCount);
+        Assert.Null(m.Cpus[0].Owner);
+        fail = false;
+        m.RaiseIrq(23, 0);
+        Assert.Equal(2, hits);
+    }
 }

@@ -128,4 +128,15 @@ public class UsercopyTests
         Assert.Equal(BugKind.SleepInAtomic, Assert.Throws<KernelBugException>(() => copy_to_user(new byte[8], k, 8)).Kind);
         spin_unlock(lk);
     }
+
+    [Fact]
+    public void A_copy_past_a_multi_page_block_is_reported_and_one_within_it_is_not()
+    {
+        using Machine m = Ctx.Boot(onBug: BugAction.Report);
+        var block = new KPtr(PageAllocator.PageVirt(m.PageAllocator.Alloc(GFP_KERNEL, 1, -1, default)!));
+        Assert.Equal(0UL, copy_to_user(new byte[2 * PAGE_SIZE], block, 2 * PAGE_SIZE));
+        Assert.Empty(m.Reports);
+        Assert.Equal(16UL, copy_to_user(new byte[16], block + (2 * PAGE_SIZE - 8), 16));
+        Assert.Equal($"usercopy: Kernel memory exposure attempt detected from page alloc (offset {2 * PAGE_SIZE - 8}, size 16)!", Ctx.Single(m, BugKind.UsercopyExposure).Title);
+    }
 }

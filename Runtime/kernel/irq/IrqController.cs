@@ -203,17 +203,8 @@ internal sealed class IrqController
         bool handled = false;
         foreach (IrqAction action in desc.Actions)
         {
-            irqreturn_t result;
-            try
-            {
-                result = action.Handler(desc.Irq, action.Dev);
-            }
-            catch
-            {
-                DebugPreempt.Restore(context, KTask.HardirqOffset, true, 0, 0);
-                throw;
-            }
-            DebugPreempt.CheckBalanced(context, KTask.HardirqOffset, true, 0, 0, leaked =>
+            irqreturn_t result = irqreturn_t.IRQ_NONE;
+            DebugPreempt.RunBalanced(context, KTask.HardirqOffset, true, () => result = action.Handler(desc.Irq, action.Dev), leaked =>
                 $"BUG: irq {desc.Irq} handler {action.Name} ({action.Handler.Method.Name}) returned with preemption imbalance: " +
                 $"entered with preempt_count 0x{KTask.HardirqOffset:x8}, exited with 0x{leaked:x8}{(context.IrqsOff ? "" : ", interrupts enabled")}?\n");
             handled |= result != irqreturn_t.IRQ_NONE;

@@ -118,19 +118,13 @@ internal sealed class TimerBase
             Action<timer_list> function = timer.function!;
             try
             {
-                function(timer);
-            }
-            catch
-            {
-                DebugPreempt.Restore(context, KTask.SoftirqOffset, false, 0, 0);
-                throw;
+                DebugPreempt.RunBalanced(context, KTask.SoftirqOffset, false, () => function(timer), leaked =>
+                    $"timer: {function.Method.Name} preempt leak: {KTask.SoftirqOffset:x8} -> {leaked:x8}\n");
             }
             finally
             {
                 Volatile.Write(ref timer.RunningThread, 0);
             }
-            DebugPreempt.CheckBalanced(context, KTask.SoftirqOffset, false, 0, 0, leaked =>
-                $"timer: {function.Method.Name} preempt leak: {KTask.SoftirqOffset:x8} -> {leaked:x8}\n");
         }
     }
 }

@@ -239,16 +239,7 @@ internal sealed class Workqueue
     private static void RunOne(KTask task, work_struct work)
     {
         Action<work_struct> func = work.Func!;
-        try
-        {
-            func(work);
-        }
-        catch
-        {
-            DebugPreempt.Restore(task, 0, false, 0, 0);
-            throw;
-        }
-        DebugPreempt.CheckBalanced(task, 0, false, 0, 0, leaked =>
+        DebugPreempt.RunBalanced(task, 0, false, () => func(work), leaked =>
             $"BUG: workqueue leaked atomic, lock or RCU: {task.Comm}[{task.Pid}]\n" +
             $"     preempt=0x{leaked:x8} lock=0->{task.HeldLocks.Count} RCU=0->{task.RcuDepth} workfn={func.Method.Name}\n");
     }
