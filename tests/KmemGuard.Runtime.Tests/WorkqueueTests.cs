@@ -130,3 +130,45 @@ public class WorkqueueTests
         Assert.True(worker!.Join(TimeSpan.FromSeconds(2)));
     }
 }
+
+public class DelayedWorkTests
+{
+    [Fact]
+    public void Delayed_work_runs_when_its_jiffies_have_passed()
+    {
+        using Machine m = Ctx.Boot();
+        int runs = 0;
+        var dwork = new delayed_work();
+        INIT_DELAYED_WORK(dwork, w =>
+        {
+            Assert.Same(dwork, to_delayed_work(w));
+            Interlocked.Increment(ref runs);
+        });
+        Assert.True(schedule_delayed_work(dwork, 10));
+        Assert.False(schedule_delayed_work(dwork, 10));
+        m.AdvanceJiffies(9);
+        flush_scheduled_work();
+        Assert.Equal(0, runs);
+        m.AdvanceJiffies(1);
+        flush_work(dwork.work);
+        Assert.Equal(1, runs);
+    }
+
+    [Fact]
+    public void Cancelled_delayed_work_never_runs_and_flush_runs_it_now()
+    {
+        using Machine m = Ctx.Boot();
+        int runs = 0;
+        var dwork = new delayed_work();
+        INIT_DELAYED_WORK(dwork, _ => Interlocked.Increment(ref runs));
+        schedule_delayed_work(dwork, 5);
+        Assert.True(cancel_delayed_work_sync(dwork));
+        m.AdvanceJiffies(10);
+        flush_scheduled_work();
+        Assert.Equal(0, runs);
+        schedule_delayed_work(dwork, 1000);
+        Assert.True(flush_delayed_work(dwork));
+        Assert.Equal(1, runs);
+        Assert.False(cancel_delayed_work(dwork));
+    }
+}

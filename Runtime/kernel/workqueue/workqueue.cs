@@ -20,6 +20,9 @@ public sealed class work_struct
     /// <summary>The worker it was last queued on (flush and cancel look there).</summary>
     internal Worker? QueuedOn;
 
+    /// <summary>The delayed_work this item belongs to, if any.</summary>
+    internal delayed_work? Delayed;
+
     /// <summary>What the last run threw (a KernelBugException in Throw mode): flush_work rethrows it.</summary>
     internal ExceptionDispatchInfo? Failure;
 }
@@ -99,7 +102,7 @@ internal sealed class Workqueue
         {
             // A work item flushing another queued behind it on the same kworker: the kernel's
             // concurrency management would start a second worker for it; run it here instead.
-            return worker.Current != work && RunInline(worker, work, task);
+            return worker.Current != work && RunInline(work, task);
         }
         bool waited = false;
         using (SleepScope.Enter(task))
@@ -117,8 +120,18 @@ internal sealed class Workqueue
         return waited;
     }
 
-    private static bool RunInline(Worker worker, work_struct work, KTask task)
+    private static bool RunInline(work_struct work, KTask task)
     {
+        if (!TryUnqueue(work)) return false;
+        RunOne(task, work);
+        return true;
+    }
+
+    /// <summary>Takes a queued item off its queue without waiting; true when it was queued.</summary>
+    public static bool TryUnqueue(work_struct work)
+    {
+        Worker? worker = work.QueuedOn;
+        if (worker == null) return false;
         lock (worker.Gate)
         {
             lock (work)
@@ -127,9 +140,8 @@ internal sealed class Workqueue
                 work.Pending = false;
             }
             worker.Queue.Remove(work);
+            return true;
         }
-        RunOne(task, work);
-        return true;
     }
 
     /// <summary>Takes a queued item off its queue and waits for a running one; true when it was pending.</summary>
