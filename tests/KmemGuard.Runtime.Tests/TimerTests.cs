@@ -202,4 +202,22 @@ public class TimerTests
         Assert.StartsWith("huh, entered softirq 6 TASKLET", Ctx.Single(m, BugKind.UnbalancedPreempt).Title);
         Assert.True(preemptible());
     }
+
+    [Fact]
+    public void Time_advanced_from_a_callback_adds_up_and_later_timers_still_fire()
+    {
+        using Machine m = Ctx.Boot();
+        ulong start = jiffies;
+        var fired = new List<ulong>();
+        var first = new timer_list();
+        var second = new timer_list();
+        timer_setup(first, _ => { fired.Add(jiffies); m.AdvanceJiffies(5); }, 0);
+        timer_setup(second, _ => fired.Add(jiffies), 0);
+        mod_timer(first, start + 2);
+        mod_timer(second, start + 8);
+        m.AdvanceJiffies(10);
+        Assert.Equal(start + 15, jiffies);
+        Assert.Equal(2, fired.Count);
+        Assert.Equal(start + 2, fired[0]);
+    }
 }
