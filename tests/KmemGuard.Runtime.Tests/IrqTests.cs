@@ -244,4 +244,56 @@ public class IrqTests
         m.RaiseIrq(23, 0);
         Assert.Equal(2, hits);
     }
+
+    [Fact]
+    public void A_threaded_handler_runs_in_process_context_on_its_irq_thread()
+    {
+        using Machine m = Ctx.Boot(onBug: BugAction.Report);
+        string? thread = null;
+        bool task = false;
+        int primary = 0;
+        Assert.Equal(0, request_threaded_irq(30, (irq, dev) => { primary++; return IRQ_WAKE_THREAD; }, (irq, dev) =>
+        {
+            msleep(1);
+            thread = Thread.CurrentThread.Name;
+            task = in_task() && !in_atomic();
+            return IRQ_HANDLED;
+        }, 0, "mydev", null));
+        m.RaiseIrq(30);
+        synchronize_irq(30);
+        Assert.Equal(1, primary);
+        Assert.Equal("irq/30-mydev", thread);
+        Assert.True(task);
+        Assert.Empty(m.Reports);
+        free_irq(30, null);
+        m.RaiseIrq(30);
+        Assert.Equal(1, primary);
+    }
+
+    [Fact]
+    public void A_oneshot_line_stays_masked_until_its_thread_has_run()
+    {
+        using Machine m = Ctx.Boot();
+        Assert.Equal(-EINVAL, request_threaded_irq(31, null, (irq, dev) => IRQ_HANDLED, 0, "dev", null));
+        using var inThread = new ManualResetEventSlim();
+        using var release = new ManualResetEventSlim();
+        int runs = 0;
+        Assert.Equal(0, request_threaded_irq(31, null, (irq, dev) =>
+        {
+            Interlocked.Increment(ref runs);
+            inThread.Set();
+            release.Wait(TimeSpan.FromSeconds(5));
+            return IRQ_HANDLED;
+        }, IRQF_ONESHOT, "dev", null));
+        m.RaiseIrq(31);
+        Assert.True(inThread.Wait(TimeSpan.FromSeconds(5)));
+        m.RaiseIrq(31);
+        Assert.Equal(1, m.Irqs.Depth(31));
+        inThread.Reset();
+        release.Set();
+        Assert.True(inThread.Wait(TimeSpan.FromSeconds(5)), "the interrupt that came while masked is replayed");
+        synchronize_irq(31);
+        Assert.Equal(2, runs);
+        Assert.Equal(0, m.Irqs.Depth(31));
+    }
 }
