@@ -50,7 +50,7 @@ foreach (SeededBug bug in SeededBugs.All)
     Console.WriteLine(Term.Bold($"[{index,2}/{SeededBugs.All.Count}] {bug.Name}") + Term.Dim($" — {bug.Description} ({rule})"));
     Console.WriteLine("  expected " + Term.Yellow(bug.Kind.ToString()) + ", got "
         + (reports.Count == 0 ? Term.Red("no report") : string.Join(", ", reports.Select(r => r.Kind == bug.Kind ? Term.Green(r.Kind.ToString()) : Term.Red(r.Kind.ToString())))));
-    foreach (KernelBugReport report in reports) ReportPrinter.Print(report, full ? int.MaxValue : 24);
+    foreach (KernelBugReport report in reports) ReportPrinter.Print(report, full ? int.MaxValue : ReportPrinter.DefaultLines);
 }
 
 Term.Heading("7. The build-time side");
@@ -58,7 +58,7 @@ Console.WriteLine("  The same mistakes, found by the analyzers before anything r
 Console.WriteLine();
 Console.WriteLine("      " + Term.Bold("dotnet build samples/Scull.Buggy"));
 Console.WriteLine();
-Console.WriteLine(Term.Dim($"  ({(full ? "" : "reports shortened to 24 lines; --full prints them whole; ")}ran in {clock.Elapsed.TotalSeconds:0.0} s)"));
+Console.WriteLine(Term.Dim($"  ({(full ? "" : $"reports shortened to {ReportPrinter.DefaultLines} lines; --full prints them whole; ")}ran in {clock.Elapsed.TotalSeconds:0.0} s)"));
 
 if (failures != 0)
 {

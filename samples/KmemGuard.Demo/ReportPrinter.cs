@@ -5,6 +5,9 @@ namespace KmemGuard.Demo;
 /// <summary>Prints a checker report as a terminal shows a kernel log: the title stands out, the stacks recede.</summary>
 internal static class ReportPrinter
 {
+    /// <summary>Enough for a KASAN report's access, stacks, object and shadow; --full prints everything.</summary>
+    public const int DefaultLines = 30;
+
     public static void Print(KernelBugReport report, int maxLines)
     {
         string[] lines = report.Text.TrimEnd('\n').Split('\n');

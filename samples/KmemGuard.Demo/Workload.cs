@@ -130,7 +130,7 @@ internal sealed class Workload
         var reports = _machine.Reports;
         Console.WriteLine($"  after every module's cleanup: {(reports.Count == 0 ? Term.Green("the checker reported nothing") : Term.Red($"{reports.Count} report(s)"))}, "
             + $"kmemleak: {_machine.ScanLeaks().Count} unreferenced object(s)");
-        foreach (KernelBugReport r in reports) ReportPrinter.Print(r, 24);
+        foreach (KernelBugReport r in reports) ReportPrinter.Print(r, ReportPrinter.DefaultLines);
         return _failures + reports.Count;
     }
 
