@@ -56,7 +56,8 @@ foreach (SeededBug bug in SeededBugs.All)
 Term.Heading("7. The build-time side");
 Console.WriteLine("  The same mistakes, found by the analyzers before anything runs (KMG0001..KMG0004, with the call chain):");
 Console.WriteLine();
-Console.WriteLine("      " + Term.Bold("dotnet build samples/Scull.Buggy"));
+Console.WriteLine("      " + Term.Bold("dotnet build samples/Scull.Buggy --no-incremental"));
+Console.WriteLine(Term.Dim("  (--no-incremental: this demo has just built it, and an up-to-date build runs no compiler, so shows no warnings)"));
 Console.WriteLine();
 Console.WriteLine(Term.Dim($"  ({(full ? "" : $"reports shortened to {ReportPrinter.DefaultLines} lines; --full prints them whole; ")}ran in {clock.Elapsed.TotalSeconds:0.0} s)"));
 
