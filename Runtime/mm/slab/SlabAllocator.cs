@@ -87,7 +87,7 @@ internal sealed unsafe partial class SlabAllocator
         string? error = name == null ? "NULL name"
             : size.Value == 0 ? "size 0"
             : size.Value > Kernel.KMALLOC_MAX_SIZE ? $"size {size.Value} is larger than KMALLOC_MAX_SIZE"
-            : align.Value > Kernel.PAGE_SIZE ? $"alignment {align.Value} is larger than a page"
+            : align.Value > Kernel.KMALLOC_MAX_SIZE ? $"alignment {align.Value} is larger than KMALLOC_MAX_SIZE"
             : (flags & ~Kernel.SLAB_VALID_FLAGS) != 0 ? $"invalid flags 0x{flags & ~Kernel.SLAB_VALID_FLAGS:x}"
             : null;
         if (error != null)
@@ -97,6 +97,11 @@ internal sealed unsafe partial class SlabAllocator
             return null;
         }
         var cache = new kmem_cache_t(this, name!, (uint)size.Value, (uint)align.Value, flags, ctor, lddCtor, dtor, isKmalloc);
+        if (cache.Order > Kernel.MAX_ORDER)
+        {
+            Warn($"kmem_cache_create({name}) failed with error -38: objects of {cache.Size} bytes do not fit a MAX_ORDER slab");
+            return null;
+        }
         lock (_slabMutex) _caches.Add(cache);
         return cache;
     }
