@@ -279,4 +279,21 @@ public class SlabCheckerTests
         Assert.Equal(0, kmem_cache_destroy(c));
         Assert.Equal(before, m.PageAllocator.FreePages);
     }
+
+    [Fact]
+    public void Allocated_objects_are_listed_with_size_cache_and_track_for_kmemleak()
+    {
+        using Machine m = SlabTests.Boot();
+        KPtr a = kmalloc(115, GFP_KERNEL);
+        KPtr b = kmalloc(30, GFP_KERNEL);
+        kfree(b);
+        ObjectInfo info = Assert.Single(m.Slab.AllocatedObjects(), o => o.CacheName!.StartsWith("kmalloc-"));
+        Assert.Equal(a.Address, info.Start);
+        Assert.Equal(115UL, info.RequestedSize);
+        Assert.Equal("kmalloc-128", info.CacheName);
+        Assert.Equal(MemoryFamily.Kmalloc, info.Family);
+        Assert.Equal(m.CurrentTask.Pid, info.AllocTrack!.Pid);
+        Assert.Contains(nameof(Allocated_objects_are_listed_with_size_cache_and_track_for_kmemleak), info.AllocTrack.StackText);
+        kfree(a);
+    }
 }

@@ -133,8 +133,11 @@ internal sealed unsafe class KmallocCaches
             if (index < 0) return 0;
             kmem_cache_t cache = slab.Cache;
             ulong obj = slab.ObjectAddress(index);
-            if (slab.Requested != null && slab.State![index] == Slab.ObjectAllocated) slab.Requested[index] = cache.ObjectSize;
-            _slab.KasanSetRequested(cache, obj, cache.ObjectSize);
+            if (slab.State == null || slab.State[index] == Slab.ObjectAllocated)
+            {
+                if (slab.Requested != null) slab.Requested[index] = cache.ObjectSize;
+                _slab.KasanSetRequested(cache, obj, cache.ObjectSize);
+            }
             return cache.ObjectSize;
         }
         if (head?.Owner is LargeKmallocBlock)

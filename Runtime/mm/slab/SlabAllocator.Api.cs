@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 
 namespace KmemGuard;
 
@@ -66,5 +67,24 @@ internal sealed partial class SlabAllocator
         int count = 0;
         foreach (CpuCache cc in cache.CpuCaches) count += System.Threading.Volatile.Read(ref cc.Count);
         return count;
+    }
+
+    /// <summary>
+    /// Every allocated slab object (kmalloc blocks up to KMALLOC_MAX_CACHE_SIZE included) with
+    /// what is known of it, for kmemleak's scan. Empty unless objects are tracked
+    /// (Frees, Kasan, Kmemleak or SlubDebug checks). Large kmalloc blocks are the pages with
+    /// PageFlags.LargeKmalloc.
+    /// </summary>
+    public List<ObjectInfo> AllocatedObjects()
+    {
+        var objects = new List<ObjectInfo>();
+        foreach (kmem_cache_t cache in Caches())
+            foreach (KmemCacheNode node in cache.Nodes)
+                lock (node.ListLock)
+                    foreach (SlabList list in new[] { node.Partial, node.Full })
+                        for (Slab? slab = list.First; slab != null; slab = slab.Next)
+                            for (int i = 0; slab.State != null && i < cache.ObjectsPerSlab; i++)
+                                if (slab.State[i] == Slab.ObjectAllocated) objects.Add(slab.Describe(slab.ObjectAddress(i))!);
+        return objects;
     }
 }
