@@ -6,6 +6,12 @@ namespace KmemGuard;
 public static partial class Kernel
 {
     /// <summary>
+    /// The helpers below have exactly the delegates' parameters, so they cannot take the
+    /// caller's C# position: their tracks name them (the stack of a helper's first call is kept).
+    /// </summary>
+    private const string MempoolSource = "mm/mempool.c";
+
+    /// <summary>
     /// A pool with <paramref name="min_nr"/> elements preallocated from <paramref name="alloc_fn"/>
     /// (with GFP_KERNEL); NULL if that fails (what was allocated is given back).
     /// </summary>
@@ -90,23 +96,23 @@ public static partial class Kernel
     }
 
     public static KPtr mempool_alloc_slab(gfp_t gfp_mask, object? pool_data) =>
-        kmem_cache_alloc(SlabCacheOf(pool_data), gfp_mask, nameof(mempool_alloc_slab));
+        kmem_cache_alloc(SlabCacheOf(pool_data), gfp_mask, nameof(mempool_alloc_slab), MempoolSource, 1);
 
     public static void mempool_free_slab(KPtr element, object? pool_data) =>
-        kmem_cache_free(SlabCacheOf(pool_data), element, nameof(mempool_free_slab));
+        kmem_cache_free(SlabCacheOf(pool_data), element, nameof(mempool_free_slab), MempoolSource, 2);
 
     /// <summary>pool_data is the size (a boxed integer).</summary>
     public static KPtr mempool_kmalloc(gfp_t gfp_mask, object? pool_data) =>
         kmalloc(Convert.ToInt64(pool_data ?? throw new ArgumentNullException(nameof(pool_data), "mempool_kmalloc: pool_data must be the element size.")),
-            gfp_mask, nameof(mempool_kmalloc));
+            gfp_mask, nameof(mempool_kmalloc), MempoolSource, 3);
 
-    public static void mempool_kfree(KPtr element, object? pool_data) => kfree(element, nameof(mempool_kfree));
+    public static void mempool_kfree(KPtr element, object? pool_data) => kfree(element, nameof(mempool_kfree), MempoolSource, 4);
 
     /// <summary>pool_data is the order (a boxed int); the element is the block's kernel address.</summary>
     public static KPtr mempool_alloc_pages(gfp_t gfp_mask, object? pool_data)
     {
         Machine machine = Machine.Current;
-        page? block = machine.PageAllocator.Alloc(gfp_mask, PageOrderOf(pool_data), -1, new CallSite(nameof(mempool_alloc_pages), "", 0));
+        page? block = machine.PageAllocator.Alloc(gfp_mask, PageOrderOf(pool_data), -1, new CallSite(nameof(mempool_alloc_pages), MempoolSource, 5));
         return block == null ? NULL : new KPtr(PageAllocator.PageVirt(block));
     }
 
@@ -122,7 +128,7 @@ public static partial class Kernel
                     $"mempool_free_pages: not an allocated block of order {order}");
             return;
         }
-        machine.PageAllocator.Free(head, order, new CallSite(nameof(mempool_free_pages), "", 0));
+        machine.PageAllocator.Free(head, order, new CallSite(nameof(mempool_free_pages), MempoolSource, 6));
     }
 
     private static kmem_cache_t SlabCacheOf(object? pool_data) =>
