@@ -296,4 +296,35 @@ public class SlabCheckerTests
         Assert.Contains(nameof(Allocated_objects_are_listed_with_size_cache_and_track_for_kmemleak), info.AllocTrack.StackText);
         kfree(a);
     }
+
+    [Fact]
+    public void The_quarantine_is_bounded_so_freed_objects_are_reused_eventually()
+    {
+        using Machine m = SlabTests.Boot();
+        KPtr first = kmalloc(64, GFP_KERNEL);
+        kfree(first);
+        bool reused = false;
+        for (int i = 0; i < 20000 && !reused; i++)
+        {
+            KPtr p = kmalloc(64, GFP_KERNEL);
+            reused = p == first;
+            kfree(p);
+        }
+        Assert.True(reused);
+        Assert.InRange(m.Slab.Quarantine!.GlobalBytes, 0, (long)m.Ram.TotalBytes / 32);
+    }
+
+    [Fact]
+    public void Destroying_a_busy_cache_throws_in_throw_mode_and_the_cache_keeps_working()
+    {
+        using Machine m = SlabTests.Boot();
+        kmem_cache_t c = kmem_cache_create("busy", 64, 0, 0, null)!;
+        KPtr o = kmem_cache_alloc(c, GFP_KERNEL);
+        var e = Assert.Throws<KernelBugException>(() => kmem_cache_destroy(c));
+        Assert.Equal(BugKind.CacheNotEmpty, e.Kind);
+        KPtr other = kmem_cache_alloc(c, GFP_KERNEL);
+        kmem_cache_free(c, other);
+        kmem_cache_free(c, o);
+        Assert.Equal(0, kmem_cache_destroy(c));
+    }
 }
