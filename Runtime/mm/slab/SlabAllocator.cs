@@ -68,7 +68,14 @@ internal sealed unsafe partial class SlabAllocator
     /// <summary>Where an allocation that may sleep begins: the hook for might_sleep_if (wired by the lead).</summary>
     partial void BeforeBlockingAllocation(gfp_t flags);
 
-    public void Warn(string text) => Warnings.Enqueue(text);
+    /// <summary>Logs a warning; like the kernel's ring buffer, only the latest ones are kept.</summary>
+    public void Warn(string text)
+    {
+        Warnings.Enqueue(text);
+        while (Warnings.Count > MaxWarnings) Warnings.TryDequeue(out _);
+    }
+
+    private const int MaxWarnings = 1024;
 
     /// <summary>Every live cache, newest first (the order of slab_caches and of /proc/slabinfo).</summary>
     public kmem_cache_t[] Caches()
@@ -96,6 +103,7 @@ internal sealed unsafe partial class SlabAllocator
             Warn($"kmem_cache_create({name ?? "(null)"}) failed with error -22: {error}");
             return null;
         }
+        MightSleepIf(Kernel.GFP_KERNEL);
         var cache = new kmem_cache_t(this, name!, (uint)size.Value, (uint)align.Value, flags, ctor, lddCtor, dtor, isKmalloc);
         if (cache.Order > Kernel.MAX_ORDER)
         {
@@ -568,6 +576,7 @@ internal sealed unsafe partial class SlabAllocator
     public int Destroy(kmem_cache_t cache, CallSite site)
     {
         cache.ThrowIfDestroyed("kmem_cache_destroy");
+        MightSleepIf(Kernel.GFP_KERNEL);
         kmem_cache_t[] only = { cache };
         for (int cpu = 0; cpu < Machine.Cpus.Length; cpu++) RunOnCpu(cpu, c => DrainCpu(only, c));
         Quarantine?.RemoveCache(cache);
