@@ -186,6 +186,9 @@ public class SlabTests
         KernelBugReport r = Assert.Single(m.Reports);
         Assert.Equal(BugKind.CacheNotEmpty, r.Kind);
         Assert.StartsWith("kmem_cache_destroy busy: Slab cache still has objects when called from", r.Text);
+        Assert.Contains("BUG busy (Not tainted): Objects remaining in busy on __kmem_cache_shutdown()", r.Text);
+        Assert.Contains($"INFO: Object 0x{o.Address:x16} @offset=", r.Text);
+        Assert.Contains(nameof(Destroy_with_live_objects_fails_and_destroys_nothing), r.Text);
         Assert.Equal(42L, o.Read<long>(0));
         kmem_cache_free(c, o);
         Assert.Equal(0, kmem_cache_destroy(c));
