@@ -79,12 +79,11 @@ internal sealed partial class SlabAllocator
     {
         var objects = new List<ObjectInfo>();
         foreach (kmem_cache_t cache in Caches())
-            foreach (KmemCacheNode node in cache.Nodes)
-                lock (node.ListLock)
-                    foreach (SlabList list in new[] { node.Partial, node.Full })
-                        for (Slab? slab = list.First; slab != null; slab = slab.Next)
-                            for (int i = 0; slab.State != null && i < cache.ObjectsPerSlab; i++)
-                                if (slab.State[i] == Slab.ObjectAllocated) objects.Add(slab.Describe(slab.ObjectAddress(i))!);
+            VisitAllocated(cache, (slab, i) =>
+            {
+                objects.Add(slab.Describe(slab.ObjectAddress(i))!);
+                return true;
+            });
         return objects;
     }
 }

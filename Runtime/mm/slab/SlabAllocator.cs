@@ -608,20 +608,26 @@ internal sealed unsafe partial class SlabAllocator
         text.Append("BUG ").Append(cache.Name).Append(" (Not tainted): Objects remaining in ").Append(cache.Name).Append(" on __kmem_cache_shutdown()\n");
         text.Append(live).Append(" object(s) still allocated\n");
         int listed = 0;
+        VisitAllocated(cache, (slab, i) =>
+        {
+            ulong obj = slab.ObjectAddress(i);
+            text.Append("INFO: Object 0x").Append(obj.ToString("x16")).Append(" @offset=").Append(obj - slab.Base);
+            if (slab.AllocTracks![i] is { } track) text.Append(" allocated in ").Append(track.Site).Append(" pid=").Append(track.Pid);
+            text.Append('\n');
+            return ++listed < 16;
+        });
+        text.Append("Call Trace:\n").Append(StackDepot.Walk());
+        Machine.Reporter.Raise(BugKind.CacheNotEmpty, text.ToString());
+    }
+
+    /// <summary>Visits a tracked cache's allocated objects under each node's list_lock, until the visitor returns false.</summary>
+    public static void VisitAllocated(kmem_cache_t cache, Func<Slab, int, bool> visit)
+    {
         foreach (KmemCacheNode node in cache.Nodes)
             lock (node.ListLock)
                 foreach (SlabList list in new[] { node.Partial, node.Full })
-                    for (Slab? slab = list.First; slab != null && listed < 16; slab = slab.Next)
-                        for (int i = 0; slab.State != null && i < cache.ObjectsPerSlab && listed < 16; i++)
-                        {
-                            if (slab.State[i] != Slab.ObjectAllocated) continue;
-                            listed++;
-                            ulong obj = slab.ObjectAddress(i);
-                            text.Append("INFO: Object 0x").Append(obj.ToString("x16")).Append(" @offset=").Append(obj - slab.Base);
-                            if (slab.AllocTracks![i] is { } track) text.Append(" allocated in ").Append(track.Site).Append(" pid=").Append(track.Pid);
-                            text.Append('\n');
-                        }
-        text.Append("Call Trace:\n").Append(StackDepot.Walk());
-        Machine.Reporter.Raise(BugKind.CacheNotEmpty, text.ToString());
+                    for (Slab? slab = list.First; slab != null; slab = slab.Next)
+                        for (int i = 0; slab.State != null && i < cache.ObjectsPerSlab; i++)
+                            if (slab.State[i] == Slab.ObjectAllocated && !visit(slab, i)) return;
     }
 }
