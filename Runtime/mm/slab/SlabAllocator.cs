@@ -124,7 +124,7 @@ internal sealed unsafe partial class SlabAllocator
     public static void PreemptDisable(KTask task) => Kernel.PreemptCountAdd(task, 1, default);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void PreemptEnable(KTask task) => Kernel.PreemptCountSub(task, 1, KTask.PreemptMask, "preempt_enable", default);
+    public static void PreemptEnable(KTask task) => Kernel.PreemptEnableNoResched(task);
 
     /// <summary>
     /// Runs <paramref name="work"/> as CPU <paramref name="cpu"/>'s owner, the way an IPI runs a
