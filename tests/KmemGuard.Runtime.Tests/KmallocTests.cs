@@ -95,10 +95,10 @@ public class KmallocTests
     {
         using Machine m = SlabTests.Boot();
         Assert.True(kmalloc(KMALLOC_MAX_SIZE + 1, GFP_KERNEL).IsNull);
-        Assert.Single(m.Slab.Warnings);
+        Assert.Single(m.Log);
         Assert.True(kmalloc(KMALLOC_MAX_SIZE + 1, GFP_KERNEL | __GFP_NOWARN).IsNull);
         Assert.True(kmalloc(-1, GFP_KERNEL | __GFP_NOWARN).IsNull);
-        Assert.Single(m.Slab.Warnings);
+        Assert.Single(m.Log);
         KPtr max = kmalloc(KMALLOC_MAX_SIZE, GFP_KERNEL);
         Assert.False(max.IsNull);
         kfree(max);

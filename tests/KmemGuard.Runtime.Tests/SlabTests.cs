@@ -212,7 +212,7 @@ public class SlabTests
         Assert.Null(kmem_cache_create("zero", 0, 0, 0, null));
         Assert.Null(kmem_cache_create(null!, 32, 0, 0, null));
         Assert.Null(kmem_cache_create("huge", (long)KMALLOC_MAX_SIZE + 1, 0, 0, null));
-        Assert.Equal(3, m.Slab.Warnings.Count);
+        Assert.Equal(3, m.Log.Count);
         Assert.NotNull(kmem_cache_create("dup", 32, 0, 0, null));
         Assert.NotNull(kmem_cache_create("dup", 32, 0, 0, null));
     }

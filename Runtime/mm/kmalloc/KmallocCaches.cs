@@ -60,11 +60,11 @@ internal sealed unsafe class KmallocCaches
             return 0;
         }
         int order = SlabAllocator.PageOrder(size);
-        page? head = _slab.Machine.PageAllocator.Alloc(flags | Kernel.__GFP_COMP, order, node, site);
+        page? head = _slab.Machine.PageAllocator.AllocFromCaller(flags | Kernel.__GFP_COMP, order, node, site);
         if (head == null)
         {
             if ((flags & Kernel.__GFP_NOWARN) == 0)
-                _slab.Warn($"{_slab.CurrentTask().Comm}: page allocation failure: order:{order}, mode:0x{(uint)flags:x}({GfpNames.Format(flags)}) (kmalloc of {size} bytes at {site})");
+                _slab.Warn($"{_slab.CurrentTask().Comm}: page allocation failure: order:{order}, mode:{GfpNames.Format(flags)} (kmalloc of {size} bytes at {site})");
             return 0;
         }
         ulong address = PageAllocator.PageVirt(head);
@@ -72,6 +72,7 @@ internal sealed unsafe class KmallocCaches
         head.Flags |= PageFlags.LargeKmalloc;
         _slab.AccountLargeKmalloc(order, +1);
         SetLargeRequested(head, size);
+        if (head.AllocTrack is { } track) _slab.Machine.KmemleakAlloc(address, size, MemoryFamily.Kmalloc, null, track);
         return address;
     }
 
@@ -109,6 +110,7 @@ internal sealed unsafe class KmallocCaches
             }
             if (sensitive) new Span<byte>(_slab.HostOf(address), Kernel.PAGE_SIZE << head.Order).Clear();
             _slab.AccountLargeKmalloc(head.Order, -1);
+            _slab.Machine.KmemleakFree(address);
             _slab.Machine.PageAllocator.Free(head, head.Order, site);
             return;
         }

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System;
 
 namespace KmemGuard;
@@ -22,7 +23,7 @@ public static partial class Kernel
         ArgumentNullException.ThrowIfNull(free_fn);
         Machine machine = Machine.Current;
         if (min_nr < 0) return null;
-        machine.Slab.MightSleepIf(GFP_KERNEL);
+        SlabAllocator.MightSleepIf(GFP_KERNEL, new CallSite(nameof(mempool_create), "mm/mempool.c", 0));
         var pool = new mempool_t(machine, min_nr, alloc_fn, free_fn, pool_data);
         if (pool.Prefill(GFP_KERNEL)) return pool;
         pool.Destroy();
@@ -51,11 +52,11 @@ public static partial class Kernel
     /// </summary>
     [MaySleepIfGfp("gfp_mask")]
     [Allocates(MemoryFamily.Mempool, OwnerParameter = "pool")]
-    public static KPtr mempool_alloc(mempool_t pool, gfp_t gfp_mask)
+    public static KPtr mempool_alloc(mempool_t pool, gfp_t gfp_mask, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)
     {
         ArgumentNullException.ThrowIfNull(pool);
         pool.ThrowIfDestroyed("mempool_alloc");
-        pool.Machine.Slab.MightSleepIf(gfp_mask);
+        SlabAllocator.MightSleepIf(gfp_mask, new CallSite(caller, file, line));
         return pool.Allocate(gfp_mask);
     }
 
@@ -76,7 +77,7 @@ public static partial class Kernel
         ArgumentNullException.ThrowIfNull(pool);
         if (new_min_nr <= 0) throw new ArgumentOutOfRangeException(nameof(new_min_nr), new_min_nr, "mempool_resize: the new minimum must be positive (the kernel BUGs).");
         pool.ThrowIfDestroyed("mempool_resize");
-        pool.Machine.Slab.MightSleepIf(gfp_mask);
+        SlabAllocator.MightSleepIf(gfp_mask, new CallSite(nameof(mempool_resize), "mm/mempool.c", 0));
         return pool.Resize(new_min_nr, gfp_mask);
     }
 

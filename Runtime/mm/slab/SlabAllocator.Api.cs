@@ -7,9 +7,9 @@ namespace KmemGuard;
 internal sealed partial class SlabAllocator
 {
     /// <summary>might_sleep_if(gfpflags_allow_blocking(flags)) for callers outside the allocator (mempool).</summary>
-    public void MightSleepIf(gfp_t flags)
+    public static void MightSleepIf(gfp_t flags, CallSite site)
     {
-        if ((flags & Kernel.__GFP_DIRECT_RECLAIM) != 0) BeforeBlockingAllocation(flags);
+        if ((flags & Kernel.__GFP_DIRECT_RECLAIM) != 0) BeforeBlockingAllocation(site);
     }
 
     public void CheckOwner(kmem_cache_t? cache)

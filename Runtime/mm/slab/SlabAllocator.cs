@@ -23,7 +23,6 @@ internal sealed unsafe partial class SlabAllocator
     private readonly Lock _slabMutex = new();
     private readonly Track?[] _tracks;
     private readonly KTask _ipiTask;
-    private long _reclaimablePages, _unreclaimablePages;
 
     public SlabAllocator(Machine machine)
     {
@@ -54,28 +53,22 @@ internal sealed unsafe partial class SlabAllocator
     public bool CheckFrees { get; }
     public bool Sanity { get; }
 
-    /// <summary>Kernel messages that are warnings, not bugs (allocation failures, bad cache arguments), oldest first.</summary>
-    public ConcurrentQueue<string> Warnings { get; } = new();
-
     /// <summary>Pages in slabs of SLAB_RECLAIM_ACCOUNT caches (SReclaimable in /proc/meminfo).</summary>
-    public long ReclaimablePages => Volatile.Read(ref _reclaimablePages);
+    public long ReclaimablePages => Machine.Stats[MemStat.SlabReclaimableBytes] >> Kernel.PAGE_SHIFT;
 
     /// <summary>Pages in other slabs and in large kmalloc blocks (SUnreclaim in /proc/meminfo).</summary>
-    public long UnreclaimablePages => Volatile.Read(ref _unreclaimablePages);
+    public long UnreclaimablePages => Machine.Stats[MemStat.SlabUnreclaimableBytes] >> Kernel.PAGE_SHIFT;
 
-    internal void AccountLargeKmalloc(int order, int sign) => Interlocked.Add(ref _unreclaimablePages, sign * (1L << order));
+    internal void AccountLargeKmalloc(int order, int sign) => Machine.Stats.Add(MemStat.SlabUnreclaimableBytes, sign * ((long)Kernel.PAGE_SIZE << order));
 
-    /// <summary>Where an allocation that may sleep begins: the hook for might_sleep_if (wired by the lead).</summary>
-    partial void BeforeBlockingAllocation(gfp_t flags);
+    private void AccountSlabPages(kmem_cache_t cache, int sign) =>
+        Machine.Stats.Add(cache.Reclaimable ? MemStat.SlabReclaimableBytes : MemStat.SlabUnreclaimableBytes, sign * ((long)Kernel.PAGE_SIZE << cache.Order));
 
-    /// <summary>Logs a warning; like the kernel's ring buffer, only the latest ones are kept.</summary>
-    public void Warn(string text)
-    {
-        Warnings.Enqueue(text);
-        while (Warnings.Count > MaxWarnings) Warnings.TryDequeue(out _);
-    }
+    /// <summary>Where an allocation that may sleep begins: might_sleep (DEBUG_ATOMIC_SLEEP) and a preemption point.</summary>
+    private static void BeforeBlockingAllocation(CallSite site) => Kernel.MightSleep(site);
 
-    private const int MaxWarnings = 1024;
+    /// <summary>Logs a warning to the kernel log (<see cref="Machine.Log"/>).</summary>
+    public void Warn(string text) => Machine.Warn(text);
 
     /// <summary>Every live cache, newest first (the order of slab_caches and of /proc/slabinfo).</summary>
     public kmem_cache_t[] Caches()
@@ -103,7 +96,7 @@ internal sealed unsafe partial class SlabAllocator
             Warn($"kmem_cache_create({name ?? "(null)"}) failed with error -22: {error}");
             return null;
         }
-        MightSleepIf(Kernel.GFP_KERNEL);
+        BeforeBlockingAllocation(new CallSite("kmem_cache_create", "mm/slab_common.c", 0));
         var cache = new kmem_cache_t(this, name!, (uint)size.Value, (uint)align.Value, flags, ctor, lddCtor, dtor, isKmalloc);
         if (cache.Order > Kernel.MAX_ORDER)
         {
@@ -128,16 +121,10 @@ internal sealed unsafe partial class SlabAllocator
 
     /// <summary>preempt_disable, as the kernel's preempt count does: the first level takes the CPU.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public void PreemptDisable(KTask task)
-    {
-        if (task.PreemptCount++ == 0 && !task.OwnsCpu) Machine.Scheduler.TakeCpu(task);
-    }
+    public static void PreemptDisable(KTask task) => Kernel.PreemptCountAdd(task, 1, default);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public void PreemptEnable(KTask task)
-    {
-        if (--task.PreemptCount == 0) Machine.Scheduler.ReleaseCpu(task);
-    }
+    public static void PreemptEnable(KTask task) => Kernel.PreemptEnableNoResched(task);
 
     /// <summary>
     /// Runs <paramref name="work"/> as CPU <paramref name="cpu"/>'s owner, the way an IPI runs a
@@ -215,7 +202,8 @@ internal sealed unsafe partial class SlabAllocator
     {
         if (cache.Destroyed) cache.ThrowIfDestroyed("kmem_cache_alloc");
         if ((flags & GfpSlabBugMask) != 0) flags = FixFlags(flags, site);
-        if ((flags & Kernel.__GFP_DIRECT_RECLAIM) != 0) BeforeBlockingAllocation(flags);
+        if ((flags & Kernel.__GFP_DIRECT_RECLAIM) != 0) BeforeBlockingAllocation(site);
+        if (Machine.ShouldFailSlab(flags, cache.ObjectSize)) return 0;
         KTask task = CurrentTask();
         PreemptDisable(task);
         ulong obj;
@@ -233,10 +221,11 @@ internal sealed unsafe partial class SlabAllocator
         if (obj == 0)
         {
             if ((flags & Kernel.__GFP_NOWARN) == 0)
-                Warn($"SLUB: Unable to allocate memory on node {node}, gfp={GfpNames.Format(flags)}\n  cache: {cache.Name}, object size: {cache.ObjectSize}, buffer size: {cache.Size}, default order: {cache.Order}, min order: {cache.Order}");
+                Warn($"SLUB: Unable to allocate memory on node {node}, gfp={GfpNames.Names(flags)}\n  cache: {cache.Name}, object size: {cache.ObjectSize}, buffer size: {cache.Size}, default order: {cache.Order}, min order: {cache.Order}");
             return 0;
         }
         if (cache.Debug) PostAlloc(cache, obj, requested, track);
+        if (track != null) Machine.KmemleakAlloc(obj, cache.ObjectSize, cache.IsKmalloc ? MemoryFamily.Kmalloc : MemoryFamily.SlabCache, cache.Name, track);
         if ((flags & Kernel.__GFP_ZERO) != 0) new Span<byte>(HostOf(obj), (int)(cache.RedZone ? requested : cache.ObjectSize)).Clear();
         return obj;
     }
@@ -385,7 +374,7 @@ internal sealed unsafe partial class SlabAllocator
         var slab = new Slab(cache, head, Tracking);
         head.Flags |= PageFlags.Slab;
         head.Owner = slab;
-        Interlocked.Add(ref cache.Reclaimable ? ref _reclaimablePages : ref _unreclaimablePages, 1L << cache.Order);
+        AccountSlabPages(cache, +1);
         Kasan?.Poison(slab.Base, slab.Bytes, Kasan.SlabRedzone);
         if (cache.RedZone || cache.Poison)
             for (int i = 0; i < cache.ObjectsPerSlab; i++) InitObjectDebug(cache, slab, slab.ObjectAddress(i));
@@ -417,6 +406,7 @@ internal sealed unsafe partial class SlabAllocator
     /// <summary>Frees an object that the checks (if on) found valid: debug state, KASAN, quarantine, then the CPU's array.</summary>
     public void FreeObject(kmem_cache_t cache, Slab? slab, ulong obj, CallSite site)
     {
+        Machine.KmemleakFree(obj);
         if (cache.Debug)
         {
             slab ??= SlabOf(obj)!;
@@ -519,7 +509,7 @@ internal sealed unsafe partial class SlabAllocator
             Kasan?.Unpoison(slab.Base, slab.Bytes);
             for (int i = 0; i < cache.ObjectsPerSlab; i++) cache.Dtor(new KPtr(slab.ObjectAddress(i)), cache, 0);
         }
-        Interlocked.Add(ref cache.Reclaimable ? ref _reclaimablePages : ref _unreclaimablePages, -(1L << cache.Order));
+        AccountSlabPages(cache, -1);
         Machine.PageAllocator.Free(slab.Page, cache.Order, default);
     }
 
@@ -576,7 +566,7 @@ internal sealed unsafe partial class SlabAllocator
     public int Destroy(kmem_cache_t cache, CallSite site)
     {
         cache.ThrowIfDestroyed("kmem_cache_destroy");
-        MightSleepIf(Kernel.GFP_KERNEL);
+        BeforeBlockingAllocation(site);
         kmem_cache_t[] only = { cache };
         for (int cpu = 0; cpu < Machine.Cpus.Length; cpu++) RunOnCpu(cpu, c => DrainCpu(only, c));
         Quarantine?.RemoveCache(cache);

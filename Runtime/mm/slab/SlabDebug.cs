@@ -190,8 +190,8 @@ internal sealed unsafe partial class SlabAllocator
         if (Sanity)
         {
             var text = new StringBuilder();
-            text.Append("Unexpected gfp: 0x").Append(((uint)invalid).ToString("x")).Append(" (").Append(GfpNames.Format(invalid))
-                .Append("). Fixing up to gfp: 0x").Append(((uint)fixedFlags).ToString("x")).Append(" (").Append(GfpNames.Format(fixedFlags))
+            text.Append("Unexpected gfp: 0x").Append(((uint)invalid).ToString("x")).Append(" (").Append(GfpNames.Names(invalid))
+                .Append("). Fixing up to gfp: 0x").Append(((uint)fixedFlags).ToString("x")).Append(" (").Append(GfpNames.Names(fixedFlags))
                 .Append("). Fix your code!\n");
             KasanReport.AppendCpuLine(text, CurrentTask());
             text.Append("Call Trace:\n").Append(site.IsKnown ? " " + site + "\n" : "").Append(StackDepot.Walk());
