@@ -132,8 +132,8 @@ public class PerCpuTests
         Assert.Null(__alloc_percpu(16, 3));
         Assert.Null(__alloc_percpu(16, 2 * PAGE_SIZE));
         Assert.Null(__alloc_percpu(-1, 8));
-        Assert.Equal(5, m.VmWarnings.Count);
-        Assert.Equal("illegal size (0) or align (8) for percpu allocation", m.VmWarnings.First());
+        Assert.Equal(5, m.Log.Count);
+        Assert.EndsWith("mm/percpu.c pcpu_alloc\nillegal size (0) or align (8) for percpu allocation", m.Log[0]);
     }
 
     [Fact]
@@ -215,7 +215,7 @@ public class PerCpuTests
         Assert.False(task.OwnsCpu);
         Assert.Null(m.Cpus[cpu].Owner);
         Assert.Equal(0, task.PreemptCount);
-        put_cpu();
+        Assert.Equal(BugKind.UnbalancedPreempt, Assert.Throws<KernelBugException>(() => put_cpu()).Kind);
         Assert.Equal(0, task.PreemptCount);
     }
 

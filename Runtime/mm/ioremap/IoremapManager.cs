@@ -74,7 +74,7 @@ internal sealed class IoremapManager
         if (size == 0 || last < phys || last > ulong.MaxValue - PageMask) return default;
         if (phys < _machine.Ram.TotalBytes)
         {
-            _machine.VmWarn($"ioremap on RAM at 0x{phys:x16} - 0x{last:x16}");
+            _machine.Warn(KernelLog.WarningHeader(_machine, "arch/x86/mm/ioremap.c", "__ioremap_caller") + $"ioremap on RAM at 0x{phys:x16} - 0x{last:x16}");
             return default;
         }
         ulong offset = phys & PageMask;

@@ -5,6 +5,13 @@ namespace KmemGuard;
 // arch/x86/mm/ioremap.c and include/asm-generic/io.h: device memory and register access.
 public static partial class Kernel
 {
+    /// <summary>__ioremap_caller: the mapping's bookkeeping allocates with GFP_KERNEL, so every variant may sleep.</summary>
+    private static IoMem IoremapCaller(ulong offset, ulong size, CallSite site)
+    {
+        MightSleep(site);
+        return Machine.Current.Ioremap.Map(offset, size, site);
+    }
+
     /// <summary>
     /// Maps [<paramref name="offset"/>, +<paramref name="size"/>) of physical address space (device
     /// registers) into the ioremap area, page by page; the result keeps the offset within the page.
@@ -14,26 +21,28 @@ public static partial class Kernel
     [MaySleep]
     [Allocates(MemoryFamily.IoRemap)]
     public static IoMem ioremap(ulong offset, size_t size, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0) =>
-        Machine.Current.Ioremap.Map(offset, size, new CallSite(caller, file, line));
+        IoremapCaller(offset, size, new CallSite(caller, file, line));
 
     /// <summary>LDD3's uncached ioremap; x86's ioremap is uncached already.</summary>
     [MaySleep]
     [Allocates(MemoryFamily.IoRemap)]
     public static IoMem ioremap_nocache(ulong offset, size_t size, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0) =>
-        Machine.Current.Ioremap.Map(offset, size, new CallSite(caller, file, line));
+        IoremapCaller(offset, size, new CallSite(caller, file, line));
 
     /// <summary>Write-combining ioremap (caching is not simulated: accesses reach the device in order).</summary>
     [MaySleep]
     [Allocates(MemoryFamily.IoRemap)]
     public static IoMem ioremap_wc(ulong offset, size_t size, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0) =>
-        Machine.Current.Ioremap.Map(offset, size, new CallSite(caller, file, line));
+        IoremapCaller(offset, size, new CallSite(caller, file, line));
 
     /// <summary>Undoes an ioremap; NULL is a no-op. What ioremap did not map, or unmapped already, is reported and not done.</summary>
     [Frees(MemoryFamily.IoRemap, "addr")]
     public static void iounmap(IoMem addr, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)
     {
         if (addr.IsNull) return;
-        Machine.Current.Ioremap.Unmap(addr.Address, new CallSite(caller, file, line));
+        var site = new CallSite(caller, file, line);
+        MightSleep(site); // remove_vm_area
+        Machine.Current.Ioremap.Unmap(addr.Address, site);
     }
 
     public static byte ioread8(IoMem addr) => (byte)Machine.Current.Ioremap.Read(addr.Address, 1);

@@ -15,6 +15,7 @@ public static partial class Kernel
     public static PerCpu<T>? alloc_percpu<T>([CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0) where T : unmanaged
     {
         Machine machine = Machine.Current;
+        MightSleep(new CallSite(caller, file, line));
         return (PerCpu<T>?)machine.PerCpuAreas.Alloc((ulong)Unsafe.SizeOf<T>(), PerCpu<T>.Alignment,
             offset => new PerCpu<T>(machine, offset), new CallSite(caller, file, line));
     }
@@ -28,6 +29,7 @@ public static partial class Kernel
     public static PerCpu? __alloc_percpu(size_t size, size_t align, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)
     {
         Machine machine = Machine.Current;
+        MightSleep(new CallSite(caller, file, line));
         return machine.PerCpuAreas.Alloc(size, align, offset => new PerCpu(machine, offset, size, align), new CallSite(caller, file, line));
     }
 
@@ -61,127 +63,101 @@ public static partial class Kernel
 
     /// <summary>This CPU's copy; the caller must have preemption disabled.</summary>
     [RequiresPreemptionDisabled]
-    public static ref T this_cpu_ptr<T>(PerCpu<T> v) where T : unmanaged
+    public static ref T this_cpu_ptr<T>(PerCpu<T> v, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0) where T : unmanaged
     {
-        CheckPreemptDisabled("this_cpu_ptr");
-        Machine machine = Machine.Current;
-        return ref Slot(machine, v, machine.CurrentTask.CpuId);
+        // DEBUG_PREEMPT's this_cpu_ptr goes through my_cpu_offset, that is smp_processor_id().
+        int cpu = DebugPreempt.CheckPreemptDisabled("smp_processor_id", new CallSite(caller, file, line));
+        return ref Slot(Machine.Current, v, cpu);
     }
 
     /// <summary>Disables preemption and returns this CPU's copy; end with put_cpu_var.</summary>
     [EntersSection(SectionKind.PreemptDisabled)]
-    public static ref T get_cpu_var<T>(PerCpu<T> v) where T : unmanaged
+    public static ref T get_cpu_var<T>(PerCpu<T> v, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0) where T : unmanaged
     {
-        Machine machine = Machine.Current;
-        KTask task = machine.CurrentTask;
-        PreemptDisableInternal(task);
-        return ref Slot(machine, v, task.CpuId);
+        KTask task = PreemptDisableInternal(new CallSite(caller, file, line));
+        return ref Slot(task.Machine, v, task.CpuId);
     }
 
     [LeavesSection(SectionKind.PreemptDisabled)]
-    public static void put_cpu_var<T>(PerCpu<T> v) where T : unmanaged => PreemptEnableInternal(Machine.Current.CurrentTask);
+    public static void put_cpu_var<T>(PerCpu<T> v, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0) where T : unmanaged =>
+        PreemptEnableInternal(new CallSite(caller, file, line));
 
     /// <summary>Disables preemption and returns this CPU's number; end with put_cpu.</summary>
     [EntersSection(SectionKind.PreemptDisabled)]
-    public static int get_cpu()
-    {
-        KTask task = Machine.Current.CurrentTask;
-        PreemptDisableInternal(task);
-        return task.CpuId;
-    }
+    public static int get_cpu([CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0) => PreemptDisableInternal(new CallSite(caller, file, line)).CpuId;
 
     [LeavesSection(SectionKind.PreemptDisabled)]
-    public static void put_cpu() => PreemptEnableInternal(Machine.Current.CurrentTask);
+    public static void put_cpu([CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0) => PreemptEnableInternal(new CallSite(caller, file, line));
 
-    /// <summary>The CPU the caller runs on; meaningful only while preemption is disabled.</summary>
+    /// <summary>The CPU the caller runs on; meaningful only while preemption is disabled (DEBUG_PREEMPT checks).</summary>
     [RequiresPreemptionDisabled]
-    public static int smp_processor_id()
-    {
-        CheckPreemptDisabled("smp_processor_id");
-        return Machine.Current.CurrentTask.CpuId;
-    }
+    public static int smp_processor_id([CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0) =>
+        DebugPreempt.CheckPreemptDisabled("smp_processor_id", new CallSite(caller, file, line));
 
     /// <summary>The CPU the caller runs on, unchecked (it may be stale at once).</summary>
     public static int raw_smp_processor_id() => Machine.Current.CurrentTask.CpuId;
 
-    [RequiresPreemptionDisabled]
-    public static T __this_cpu_read<T>(PerCpu<T> v) where T : unmanaged
-    {
-        CheckPreemptDisabled("__this_cpu_read");
-        return ThisCpu(v);
-    }
+    /// <summary>This CPU's copy for a __this_cpu_* operation, after DEBUG_PREEMPT's check.</summary>
+    private static ref T ThisCpuChecked<T>(PerCpu<T> v, string function, CallSite site) where T : unmanaged =>
+        ref Slot(Machine.Current, v, DebugPreempt.CheckPreemptDisabled(function, site));
 
     [RequiresPreemptionDisabled]
-    public static void __this_cpu_write<T>(PerCpu<T> v, T value) where T : unmanaged
-    {
-        CheckPreemptDisabled("__this_cpu_write");
-        ThisCpu(v) = value;
-    }
+    public static T __this_cpu_read<T>(PerCpu<T> v, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0) where T : unmanaged =>
+        ThisCpuChecked(v, "__this_cpu_read", new CallSite(caller, file, line));
 
     [RequiresPreemptionDisabled]
-    public static void __this_cpu_add<T>(PerCpu<T> v, T value) where T : unmanaged, INumber<T>
-    {
-        CheckPreemptDisabled("__this_cpu_add");
-        ThisCpu(v) += value;
-    }
+    public static void __this_cpu_write<T>(PerCpu<T> v, T value, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0) where T : unmanaged =>
+        ThisCpuChecked(v, "__this_cpu_write", new CallSite(caller, file, line)) = value;
 
     [RequiresPreemptionDisabled]
-    public static void __this_cpu_sub<T>(PerCpu<T> v, T value) where T : unmanaged, INumber<T>
-    {
-        CheckPreemptDisabled("__this_cpu_sub");
-        ThisCpu(v) -= value;
-    }
+    public static void __this_cpu_add<T>(PerCpu<T> v, T value, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0) where T : unmanaged, INumber<T> =>
+        ThisCpuChecked(v, "__this_cpu_add", new CallSite(caller, file, line)) += value;
 
     [RequiresPreemptionDisabled]
-    public static void __this_cpu_inc<T>(PerCpu<T> v) where T : unmanaged, INumber<T>
-    {
-        CheckPreemptDisabled("__this_cpu_inc");
-        ThisCpu(v)++;
-    }
+    public static void __this_cpu_sub<T>(PerCpu<T> v, T value, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0) where T : unmanaged, INumber<T> =>
+        ThisCpuChecked(v, "__this_cpu_sub", new CallSite(caller, file, line)) -= value;
 
     [RequiresPreemptionDisabled]
-    public static void __this_cpu_dec<T>(PerCpu<T> v) where T : unmanaged, INumber<T>
-    {
-        CheckPreemptDisabled("__this_cpu_dec");
-        ThisCpu(v)--;
-    }
+    public static void __this_cpu_inc<T>(PerCpu<T> v, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0) where T : unmanaged, INumber<T> =>
+        ThisCpuChecked(v, "__this_cpu_inc", new CallSite(caller, file, line))++;
 
-    private static ref T ThisCpu<T>(PerCpu<T> v) where T : unmanaged
-    {
-        Machine machine = Machine.Current;
-        return ref Slot(machine, v, machine.CurrentTask.CpuId);
-    }
+    [RequiresPreemptionDisabled]
+    public static void __this_cpu_dec<T>(PerCpu<T> v, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0) where T : unmanaged, INumber<T> =>
+        ThisCpuChecked(v, "__this_cpu_dec", new CallSite(caller, file, line))--;
 
     // this_cpu_*: safe while preemptible, as each is one non-preemptible operation on this CPU's copy.
 
-    public static T this_cpu_read<T>(PerCpu<T> v) where T : unmanaged
+    public static T this_cpu_read<T>(PerCpu<T> v, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0) where T : unmanaged
     {
-        KTask task = Machine.Current.CurrentTask;
-        PreemptDisableInternal(task);
-        T value = ThisCpu(v);
-        PreemptEnableInternal(task);
+        var site = new CallSite(caller, file, line);
+        KTask task = PreemptDisableInternal(site);
+        T value = Slot(task.Machine, v, task.CpuId);
+        PreemptEnableInternal(site);
         return value;
     }
 
-    public static void this_cpu_write<T>(PerCpu<T> v, T value) where T : unmanaged
+    public static void this_cpu_write<T>(PerCpu<T> v, T value, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0) where T : unmanaged
     {
-        KTask task = Machine.Current.CurrentTask;
-        PreemptDisableInternal(task);
-        ThisCpu(v) = value;
-        PreemptEnableInternal(task);
+        var site = new CallSite(caller, file, line);
+        KTask task = PreemptDisableInternal(site);
+        Slot(task.Machine, v, task.CpuId) = value;
+        PreemptEnableInternal(site);
     }
 
-    public static void this_cpu_add<T>(PerCpu<T> v, T value) where T : unmanaged, INumber<T>
+    public static void this_cpu_add<T>(PerCpu<T> v, T value, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0) where T : unmanaged, INumber<T>
     {
-        KTask task = Machine.Current.CurrentTask;
-        PreemptDisableInternal(task);
-        ThisCpu(v) += value;
-        PreemptEnableInternal(task);
+        var site = new CallSite(caller, file, line);
+        KTask task = PreemptDisableInternal(site);
+        Slot(task.Machine, v, task.CpuId) += value;
+        PreemptEnableInternal(site);
     }
 
-    public static void this_cpu_sub<T>(PerCpu<T> v, T value) where T : unmanaged, INumber<T> => this_cpu_add(v, -value);
+    public static void this_cpu_sub<T>(PerCpu<T> v, T value, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0) where T : unmanaged, INumber<T> =>
+        this_cpu_add(v, -value, caller, file, line);
 
-    public static void this_cpu_inc<T>(PerCpu<T> v) where T : unmanaged, INumber<T> => this_cpu_add(v, T.One);
+    public static void this_cpu_inc<T>(PerCpu<T> v, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0) where T : unmanaged, INumber<T> =>
+        this_cpu_add(v, T.One, caller, file, line);
 
-    public static void this_cpu_dec<T>(PerCpu<T> v) where T : unmanaged, INumber<T> => this_cpu_add(v, -T.One);
+    public static void this_cpu_dec<T>(PerCpu<T> v, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0) where T : unmanaged, INumber<T> =>
+        this_cpu_add(v, -T.One, caller, file, line);
 }

@@ -89,7 +89,7 @@ internal sealed class PerCpuAllocator : IObjectOwner
     {
         if (size == 0 || size > MaxDynamicSize || align > (ulong)Kernel.PAGE_SIZE || (align & (align - 1)) != 0)
         {
-            _machine.VmWarn($"illegal size ({size}) or align ({align}) for percpu allocation");
+            _machine.Warn(KernelLog.WarningHeader(_machine, "mm/percpu.c", "pcpu_alloc") + $"illegal size ({size}) or align ({align}) for percpu allocation");
             return null;
         }
         align = Math.Max(align, MinAllocSize);
@@ -145,6 +145,7 @@ internal sealed class PerCpuAllocator : IObjectOwner
         }
         _populated[index] = true;
         PopulatedPages += frames.Length;
+        _machine.Stats.Add(MemStat.PercpuPages, frames.Length);
         return true;
     }
 

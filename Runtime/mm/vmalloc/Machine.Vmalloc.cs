@@ -1,5 +1,4 @@
 using System;
-using System.Collections.Concurrent;
 using System.Collections.Generic;
 using System.Globalization;
 using System.Text;
@@ -9,24 +8,16 @@ namespace KmemGuard;
 public sealed partial class Machine
 {
     private VmallocAllocator? _vmalloc;
-    private readonly ConcurrentQueue<string> _vmWarnings = new();
 
     /// <summary>The vmalloc allocator; there is none in early boot, as in the kernel.</summary>
     internal VmallocAllocator Vmalloc =>
         _vmalloc ?? throw new InvalidOperationException("vmalloc is not available in early boot: call Machine.FinishBoot() first (use alloc_bootmem until then).");
 
-    /// <summary>
-    /// The kernel log's warnings of vmalloc and ioremap (warn_alloc's "vmalloc error", ioremap's
-    /// "ioremap on RAM"): the kernel only warns there and returns NULL, so these are no bug reports.
-    /// </summary>
-    internal IReadOnlyCollection<string> VmWarnings => _vmWarnings;
-
-    internal void VmWarn(string text) => _vmWarnings.Enqueue(text);
-
     partial void InitVmalloc()
     {
         _vmalloc = new VmallocAllocator(this);
         Memory.VmallocOwner = _vmalloc;
+        ProcFiles.Register("/proc/vmallocinfo", RenderVmallocinfo);
     }
 
     /// <summary>/proc/vmallocinfo (mm/vmalloc.c, s_show): every live vmalloc, vmap and ioremap area, by address.</summary>

@@ -37,12 +37,14 @@ internal sealed class VmallocAllocator : IObjectOwner
         area.Pages = pages;
         for (int i = 0; i < pages.Length; i++)
         {
-            page? frame = _machine.PageAllocator.Alloc(gfp, 0, node, site);
+            // The page allocator stays quiet: a failure is vmalloc's to report (vm_area_alloc_pages).
+            page? frame = _machine.PageAllocator.Alloc(gfp | Kernel.__GFP_NOWARN, 0, node, site);
             if (frame == null)
             {
+                int got = area.NrPages;
                 UnmapPages(area, site);
                 Space.Abandon(area);
-                return Fail(gfp, size, "page order 0, failed to allocate pages");
+                return Fail(gfp, (ulong)got << Kernel.PAGE_SHIFT, "failed to allocate pages");
             }
             frame.Flags |= PageFlags.Vmalloc;
             frame.Owner = area;
@@ -50,6 +52,7 @@ internal sealed class VmallocAllocator : IObjectOwner
             _region.Map(area.Start + ((ulong)i << Kernel.PAGE_SHIFT), frame);
             area.NrPages = i + 1;
         }
+        _machine.Stats.Add(MemStat.VmallocPages, pages.Length);
         area.AllocTrack = NewTrack(site);
         if (_machine.Memory.Kasan is { } kasan)
         {
@@ -60,11 +63,11 @@ internal sealed class VmallocAllocator : IObjectOwner
         return new KPtr(area.Start);
     }
 
-    /// <summary>warn_alloc's line (unless __GFP_NOWARN), then NULL.</summary>
+    /// <summary>warn_alloc's line in the kernel log (unless __GFP_NOWARN), then NULL.</summary>
     private KPtr Fail(gfp_t gfp, ulong size, string why)
     {
         if ((gfp & Kernel.__GFP_NOWARN) == 0)
-            _machine.VmWarn($"{_machine.CurrentTask.Comm}: vmalloc error: size {size}, {why}, mode:0x{(uint)gfp:x}");
+            _machine.Warn($"{_machine.CurrentTask.Comm}: vmalloc error: size {size}, {why}, mode:{GfpNames.Format(gfp)}, nodemask=(null)");
         return Kernel.NULL;
     }
 
@@ -92,14 +95,15 @@ internal sealed class VmallocAllocator : IObjectOwner
             return;
         }
         VmLookup found = Space.Take(address, kind, NewTrack(site), out VmArea? area);
-        if (found != VmLookup.Found)
+        if (found != VmLookup.Found || area == null)
         {
             ReportBadFree(found, address, area, function, site);
             return;
         }
-        UnmapPages(area!, site);
-        _machine.Memory.Kasan?.Poison(area!.Start, area.End - area.Start, Kasan.VmallocInvalid);
-        Space.Release(area!);
+        UnmapPages(area, site);
+        if (area.Pages != null) _machine.Stats.Add(MemStat.VmallocPages, -area.NrPages);
+        _machine.Memory.Kasan?.Poison(area.Start, area.End - area.Start, Kasan.VmallocInvalid);
+        Space.Release(area);
     }
 
     private void ReportForeign(ulong address, string function, CallSite site)
