@@ -208,16 +208,9 @@ internal sealed class PerCpuAllocator : IObjectOwner
 
     private PerCpu? LiveAt(ulong offset)
     {
-        IList<ulong> starts = _live.Keys;
-        int lo = 0, hi = starts.Count - 1, found = -1;
-        while (lo <= hi)
-        {
-            int mid = (lo + hi) >> 1;
-            if (starts[mid] <= offset) { found = mid; lo = mid + 1; }
-            else hi = mid - 1;
-        }
+        int found = AddressSearch.Floor(_live.Keys, offset);
         if (found < 0) return null;
         PerCpu chunk = _live.Values[found];
-        return offset - starts[found] < chunk.Size ? chunk : null;
+        return offset - _live.Keys[found] < chunk.Size ? chunk : null;
     }
 }

@@ -15,8 +15,6 @@ public static partial class Kernel
     /// <summary>"Any node" for the _node variants.</summary>
     private const int AnyNode = -1;
 
-    private const gfp_t GFP_VMALLOC = GFP_KERNEL | __GFP_HIGHMEM;
-
     /// <summary>__vmalloc_node: the one way in, so that every variant is a might_sleep point when its mask may block.</summary>
     private static KPtr VmallocNode(size_t size, gfp_t gfp, int node, VmFlags flags, CallSite site)
     {
@@ -31,24 +29,24 @@ public static partial class Kernel
     [MaySleep]
     [Allocates(MemoryFamily.Vmalloc)]
     public static KPtr vmalloc(size_t size, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0) =>
-        VmallocNode(size, GFP_VMALLOC, AnyNode, VmFlags.None, new CallSite(caller, file, line));
+        VmallocNode(size, GFP_KERNEL, AnyNode, VmFlags.None, new CallSite(caller, file, line));
 
     /// <summary>vmalloc, zeroed.</summary>
     [MaySleep]
     [Allocates(MemoryFamily.Vmalloc)]
     public static KPtr vzalloc(size_t size, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0) =>
-        VmallocNode(size, GFP_VMALLOC | __GFP_ZERO, AnyNode, VmFlags.None, new CallSite(caller, file, line));
+        VmallocNode(size, GFP_KERNEL | __GFP_ZERO, AnyNode, VmFlags.None, new CallSite(caller, file, line));
 
     /// <summary>vmalloc with pages from <paramref name="node"/> first.</summary>
     [MaySleep]
     [Allocates(MemoryFamily.Vmalloc)]
     public static KPtr vmalloc_node(size_t size, int node, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0) =>
-        VmallocNode(size, GFP_VMALLOC, node, VmFlags.None, new CallSite(caller, file, line));
+        VmallocNode(size, GFP_KERNEL, node, VmFlags.None, new CallSite(caller, file, line));
 
     [MaySleep]
     [Allocates(MemoryFamily.Vmalloc)]
     public static KPtr vzalloc_node(size_t size, int node, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0) =>
-        VmallocNode(size, GFP_VMALLOC | __GFP_ZERO, node, VmFlags.None, new CallSite(caller, file, line));
+        VmallocNode(size, GFP_KERNEL | __GFP_ZERO, node, VmFlags.None, new CallSite(caller, file, line));
 
     /// <summary>Zeroed memory meant to be mapped to user space (VM_USERMAP).</summary>
     [MaySleep]

@@ -29,6 +29,8 @@ internal sealed class VmallocAllocator : IObjectOwner
     public KPtr Alloc(ulong size, gfp_t gfp, int node, VmFlags flags, CallSite site)
     {
         if (size == 0) return Kernel.NULL;
+        // The pages need no direct mapping, so any zone will do unless the caller asked for a low one.
+        if ((gfp & (Kernel.__GFP_DMA | Kernel.__GFP_DMA32)) == 0) gfp |= Kernel.__GFP_HIGHMEM;
         if (size > _machine.Ram.TotalBytes)
             return Fail(gfp, size, "exceeds total pages");
         VmArea? area = Space.Reserve(PageAlign(size), size, VmFlags.Alloc | flags, site);

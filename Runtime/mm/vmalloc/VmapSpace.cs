@@ -126,14 +126,7 @@ internal sealed class VmapSpace
 
     private VmArea? LiveCovering(ulong address)
     {
-        IList<ulong> starts = _busy.Keys;
-        int lo = 0, hi = starts.Count - 1, found = -1;
-        while (lo <= hi)
-        {
-            int mid = (lo + hi) >> 1;
-            if (starts[mid] <= address) { found = mid; lo = mid + 1; }
-            else hi = mid - 1;
-        }
+        int found = AddressSearch.Floor(_busy.Keys, address);
         if (found < 0) return null;
         VmArea candidate = _busy.Values[found];
         return candidate.Covers(address) ? candidate : null;
