@@ -161,6 +161,22 @@ public class PerCpuTests
     }
 
     [Fact]
+    public void Scan_areas_cover_every_live_chunk_and_static_variable_in_every_unit()
+    {
+        using Machine m = Boot(cpus: 2);
+        per_cpu(s_counter, 0) = 1;
+        PerCpu raw = __alloc_percpu(24, 8)!;
+        PerCpu gone = __alloc_percpu(16, 8)!;
+        free_percpu(gone);
+        var areas = m.PerCpuAreas.ScanAreas();
+        Assert.Equal(4, areas.Length);
+        Assert.Contains((per_cpu_ptr((PerCpu)s_counter, 1).Address, 8UL), areas);
+        Assert.Contains((per_cpu_ptr(raw, 0).Address, 24UL), areas);
+        Assert.Contains((per_cpu_ptr(raw, 1).Address, 24UL), areas);
+        free_percpu(raw);
+    }
+
+    [Fact]
     public void Double_free_percpu_is_reported_and_not_done()
     {
         using Machine m = Boot(onBug: BugAction.Report);

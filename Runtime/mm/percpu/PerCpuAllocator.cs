@@ -204,6 +204,22 @@ internal sealed class PerCpuAllocator : IObjectOwner
         }
     }
 
+    /// <summary>
+    /// Every live allocation and DEFINE_PER_CPU variable in every CPU's unit: the roots kmemleak
+    /// scans here, as the kernel scans the per-CPU sections (its Kmemleak.AddScanAreaProvider).
+    /// </summary>
+    public (ulong Start, ulong Size)[] ScanAreas()
+    {
+        lock (_lock)
+        {
+            var areas = new List<(ulong Start, ulong Size)>(_live.Count * _machine.Cpus.Length);
+            foreach (PerCpu chunk in _live.Values)
+                for (int cpu = 0; cpu < _machine.Cpus.Length; cpu++)
+                    areas.Add((UnitAddress(cpu) + OffsetLocked(chunk), chunk.Size));
+            return areas.ToArray();
+        }
+    }
+
     private ulong OffsetLocked(PerCpu chunk) => chunk.IsStatic ? _static[chunk] : chunk.Offset;
 
     private PerCpu? LiveAt(ulong offset)
