@@ -210,6 +210,23 @@ public class IoremapTests
     }
 
     [Fact]
+    public void An_ioremap_address_is_described_as_its_mapping()
+    {
+        using Machine m = Boot();
+        m.MapDevice(DeviceBase, 0x2000, new RegisterFile());
+        IoMem regs = ioremap(DeviceBase + 0x10, 0x1000);
+        ulong start = (ulong)regs & ~0xfffUL;
+        ObjectInfo info = m.Ioremap.Describe((ulong)regs + 0x800)!;
+        Assert.Equal(MemoryFamily.IoRemap, info.Family);
+        Assert.Equal(start, info.Start);
+        Assert.Equal(0x2000UL, info.RequestedSize); // the pages mapped: [start, start + 0x2000) holds [regs, regs + 0x1000)
+        Assert.True(info.Allocated);
+        iounmap(regs);
+        Assert.False(m.Ioremap.Describe((ulong)regs)!.Allocated);
+        Assert.Null(m.Ioremap.Describe(AddressLayout.IOREMAP_START + (1UL << 30)));
+    }
+
+    [Fact]
     public void Device_callbacks_are_serialised_across_threads()
     {
         using Machine m = Boot();

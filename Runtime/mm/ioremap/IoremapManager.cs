@@ -9,7 +9,7 @@ namespace KmemGuard;
 /// register accesses that reach a device through a live mapping. Reads of physical space that no
 /// device decodes return all ones and writes there are dropped, as on a PC bus.
 /// </summary>
-internal sealed class IoremapManager
+internal sealed class IoremapManager : IObjectOwner
 {
     private sealed class DeviceWindow
     {
@@ -80,7 +80,7 @@ internal sealed class IoremapManager
         ulong offset = phys & PageMask;
         ulong basePhys = phys - offset;
         ulong mapped = ((last + 1 + PageMask) & ~PageMask) - basePhys;
-        VmArea? area = Space.Reserve(mapped, size, VmFlags.Ioremap, site);
+        VmArea? area = Space.Reserve(mapped, mapped, VmFlags.Ioremap, site);
         if (area == null) return default;
         area.PhysAddr = basePhys;
         if (_machine.IsChecking(Checks.Frees | Checks.Kasan | Checks.Kmemleak))
@@ -119,6 +119,9 @@ internal sealed class IoremapManager
         string what = info == null ? "ioremap did not map it" : "it belongs to " + KasanReport.FamilyName(info.Family);
         FreeReport.Mismatched(_machine, culprit, address, info, $"iounmap: bad address {address:x16}: {what}");
     }
+
+    /// <summary>The mapping (live, else recently unmapped) whose range or guard page holds an ioremap address.</summary>
+    public ObjectInfo? Describe(ulong address) => Space.Find(address)?.Describe(address);
 
     private void Publish()
     {
