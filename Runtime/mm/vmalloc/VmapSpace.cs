@@ -35,9 +35,6 @@ internal sealed class VmapSpace
 
     public VmapSpace(ulong start, ulong size) => _ranges = new RangeAllocator(start, size);
 
-    public ulong Start => _ranges.Start;
-    public ulong End => _ranges.End;
-
     /// <summary>Free ranges left (1 when the space is empty: everything freed has coalesced).</summary>
     public int FreeRangeCount
     {
