@@ -76,7 +76,8 @@ public static partial class Kernel
             : info.Family switch
             {
                 MemoryFamily.Vmalloc => ("vmalloc", info.RequestedSize),
-                MemoryFamily.Pages => ("page alloc", info.RequestedSize),
+                // Like check_heap_object, only a compound (multi-page) block is checked.
+                MemoryFamily.Pages when info.RequestedSize > (ulong)PAGE_SIZE => ("page alloc", info.RequestedSize),
                 _ => ("", 0UL),
             };
         if (size == 0) return true;

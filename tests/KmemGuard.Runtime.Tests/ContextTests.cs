@@ -172,7 +172,7 @@ public class ContextTests
         m.Scheduler.PreemptEvery = 1;
         KTask task = m.CurrentTask;
         var seen = new bool[4];
-        for (int i = 0; i < 200; i++)
+        for (int i = 0; i < 100; i++)
         {
             cond_resched();
             seen[task.CpuId] = true;
@@ -211,7 +211,7 @@ public class ContextTests
     [Fact]
     public void Two_tasks_one_cpu_one_per_cpu_counter_correct_under_get_cpu_and_wrong_without()
     {
-        const int iterations = 1000;
+        const int iterations = 300;
         Assert.Equal(2 * iterations, CountPerCpu(pinned: true, iterations));
         Assert.True(CountPerCpu(pinned: false, iterations) < 2 * iterations, "a preemptible read-modify-write of per-CPU data must lose updates");
     }

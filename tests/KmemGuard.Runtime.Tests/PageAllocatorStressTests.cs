@@ -22,38 +22,8 @@ public class PageAllocatorStressTests
     public void Four_cpus_of_random_page_traffic_leave_every_frame_accounted_for()
     {
         using Machine m = Machine.Boot(new MachineOptions { MemoryBytes = 64L << 20, Cpus = 4, OnBug = BugAction.Throw, ReclaimTimeout = TimeSpan.FromMilliseconds(50) });
-        const int Threads = 4, Operations = 6000;
-        var held = new List<(page Page, int Order, ulong Stamp)>[Threads];
-        var errors = new List<Exception>();
-        var workers = new Thread[Threads];
-        for (int t = 0; t < Threads; t++)
-        {
-            int id = t;
-            held[id] = new List<(page, int, ulong)>();
-            workers[t] = new Thread(() =>
-            {
-                try
-                {
-                    Work(id, held[id], Operations);
-                }
-                catch (Exception e)
-                {
-                    lock (errors) errors.Add(e);
-                }
-            }) { Name = $"stress{id}" };
-        }
-        foreach (Thread w in workers) w.Start();
-        foreach (Thread w in workers) w.Join();
-        Assert.Empty(errors);
-        Assert.Empty(m.Reports);
-
-        long stillHeld = held.Sum(list => list.Sum(h => 1L << h.Order));
-        Assert.Equal(m.PageAllocator.ManagedPages, m.PageAllocator.FreePages + stillHeld);
-        FrameState[] states = Audit(m, held.SelectMany(l => l.Select(h => (h.Page, h.Order))));
-        Assert.DoesNotContain(FrameState.Unseen, states);
-        Assert.Equal(stillHeld, states.Count(s => s == FrameState.InUse));
-        Assert.Equal(m.PageAllocator.FreePages, states.Count(s => s is FrameState.Buddy or FrameState.PerCpu));
-        Assert.Equal(states.Count(s => s == FrameState.Buddy), PageAllocatorTests.BuddyinfoPages(m));
+        var (held, _) = RunWorkers(m, operations: 6000, maxHeld: 64);
+        AssertEveryFrameAccountedFor(m, held);
 
         foreach (var list in held)
             foreach (var (p, order, stamp) in list)
@@ -68,17 +38,75 @@ public class PageAllocatorStressTests
             Assert.Equal((long)zone.SpannedPages >> MAX_ORDER, zone.FreeAreas[MAX_ORDER].Count);
     }
 
-    private static void Work(int id, List<(page Page, int Order, ulong Stamp)> mine, int operations)
+    [Fact]
+    public void Under_memory_pressure_reclaim_drains_other_cpus_lists_safely()
+    {
+        using Machine m = Machine.Boot(new MachineOptions { MemoryBytes = 32L << 20, Cpus = 4, ReclaimTimeout = TimeSpan.FromMilliseconds(2) });
+        var (held, failures) = RunWorkers(m, operations: 3000, maxHeld: 700);
+        Assert.True(failures > 0, "the test must run the machine out of memory");
+        AssertEveryFrameAccountedFor(m, held);
+    }
+
+    /// <summary>free (buddy + per-CPU) + in use = managed, each frame in exactly one state, and buddyinfo agrees with the buddy lists.</summary>
+    private static void AssertEveryFrameAccountedFor(Machine m, List<(page Page, int Order, ulong Stamp)>[] held)
+    {
+        long stillHeld = held.Sum(list => list.Sum(h => 1L << h.Order));
+        Assert.Equal(m.PageAllocator.ManagedPages, m.PageAllocator.FreePages + stillHeld);
+        FrameState[] states = Audit(m, held.SelectMany(l => l.Select(h => (h.Page, h.Order))));
+        Assert.DoesNotContain(FrameState.Unseen, states);
+        Assert.Equal(stillHeld, states.Count(s => s == FrameState.InUse));
+        Assert.Equal(m.PageAllocator.FreePages, states.Count(s => s is FrameState.Buddy or FrameState.PerCpu));
+        Assert.Equal(states.Count(s => s == FrameState.Buddy), PageAllocatorTests.BuddyinfoPages(m));
+    }
+
+    /// <summary>Runs <see cref="Work"/> on four threads (four tasks, one per CPU); returns what each still holds and how many allocations failed.</summary>
+    private static (List<(page Page, int Order, ulong Stamp)>[] Held, int Failures) RunWorkers(Machine m, int operations, int maxHeld)
+    {
+        const int Threads = 4;
+        var held = new List<(page Page, int Order, ulong Stamp)>[Threads];
+        var errors = new List<Exception>();
+        int failures = 0;
+        var workers = new Thread[Threads];
+        for (int t = 0; t < Threads; t++)
+        {
+            int id = t;
+            held[id] = new List<(page, int, ulong)>();
+            workers[t] = new Thread(() =>
+            {
+                try
+                {
+                    Interlocked.Add(ref failures, Work(id, held[id], operations, maxHeld));
+                }
+                catch (Exception e)
+                {
+                    lock (errors) errors.Add(e);
+                }
+            }) { Name = $"stress{id}" };
+        }
+        foreach (Thread w in workers) w.Start();
+        foreach (Thread w in workers) w.Join();
+        Assert.Empty(errors);
+        Assert.Empty(m.Reports);
+        return (held, failures);
+    }
+
+    /// <summary>Random allocations and frees; returns how many allocations failed.</summary>
+    private static int Work(int id, List<(page Page, int Order, ulong Stamp)> mine, int operations, int maxHeld)
     {
         var random = new Random(1234 + id);
+        int failures = 0;
         for (int i = 0; i < operations; i++)
         {
-            if (mine.Count < 64 && (mine.Count == 0 || random.Next(3) != 0))
+            if (mine.Count < maxHeld && (mine.Count == 0 || random.Next(3) != 0))
             {
                 int order = random.Next(4);
                 gfp_t gfp = s_masks[random.Next(s_masks.Length)] | __GFP_NOWARN;
                 page? p = alloc_pages(gfp, order);
-                if (p == null) continue;
+                if (p == null)
+                {
+                    failures++;
+                    continue;
+                }
                 KPtr va = page_address(p);
                 if ((gfp & __GFP_ZERO) != 0 && va.Read<ulong>((PAGE_SIZE << order) - 8) != 0) throw new InvalidOperationException("__GFP_ZERO page not zeroed");
                 if ((gfp & __GFP_DMA) != 0 && p.Zone.Type != ZoneType.DMA) throw new InvalidOperationException("GFP_DMA page outside ZONE_DMA");
@@ -105,6 +133,7 @@ public class PageAllocatorStressTests
                 }
             }
         }
+        return failures;
     }
 
     /// <summary>Marks every frame by what holds it: reserved, a buddy block, a CPU's list, or a held block. A frame seen twice fails.</summary>

@@ -261,13 +261,32 @@ public class PageAllocatorTests
     }
 
     [Fact]
+    public void Lower_zones_keep_a_lowmem_reserve_from_allocations_that_could_go_higher()
+    {
+        using Machine m = Boot();
+        Zone dma = m.Ram.Zones[0], dma32 = m.Ram.Zones[1];
+        // 12288 DMA32 pages above ZONE_DMA, lowmem_reserve_ratio 256.
+        Assert.Equal(0, m.PageAllocator.LowmemReserve(dma, ZoneType.DMA));
+        Assert.Equal(48, m.PageAllocator.LowmemReserve(dma, ZoneType.DMA32));
+        Assert.Equal(48, m.PageAllocator.LowmemReserve(dma, ZoneType.Normal));
+        Assert.Equal(0, m.PageAllocator.LowmemReserve(dma32, ZoneType.Normal));
+        List<page> normal = Exhaust(GFP_NOWAIT);
+        Assert.Equal(dma.WatermarkMin + 48, dma.FreePages);
+        List<page> dmaOnly = Exhaust(GFP_NOWAIT | GFP_DMA); // its own zone: no reserve against it
+        Assert.Equal(48, dmaOnly.Count);
+        Assert.Equal(dma.WatermarkMin, dma.FreePages);
+        FreeAll(normal);
+        FreeAll(dmaOnly);
+    }
+
+    [Fact]
     public void Atomic_allocations_dip_into_the_reserve_that_others_may_not_touch()
     {
         using Machine m = Boot();
         Zone dma = m.Ram.Zones[0], dma32 = m.Ram.Zones[1];
         List<page> nowait = Exhaust(GFP_NOWAIT);
         Assert.Equal(dma32.WatermarkMin, dma32.FreePages);
-        Assert.Equal(dma.WatermarkMin, dma.FreePages);
+        Assert.Equal(dma.WatermarkMin + 48, dma.FreePages); // ZONE_DMA keeps its lowmem reserve from normal allocations
         List<page> high = Exhaust(__GFP_HIGH); // ALLOC_HIGH: half of min
         Assert.Equal(dma32.WatermarkMin - dma32.WatermarkMin / 2, dma32.FreePages);
         List<page> atomic = Exhaust(GFP_ATOMIC); // ALLOC_HIGH | ALLOC_HARDER: a further quarter
@@ -538,6 +557,19 @@ public class PageAllocatorTests
     }
 
     [Fact]
+    public void A_reference_to_a_free_page_is_a_bad_page_state_and_is_not_taken()
+    {
+        using Machine m = Boot(BugAction.Report);
+        page p = alloc_page(GFP_KERNEL)!;
+        __free_page(p);
+        get_page(p);
+        Assert.Equal(0, page_count(p));
+        KernelBugReport r = Assert.Single(m.Reports);
+        Assert.Equal(BugKind.BadPageState, r.Kind);
+        Assert.Contains("get_page() of a page that is not allocated", r.Text);
+    }
+
+    [Fact]
     public void Alloc_pages_exact_keeps_only_the_pages_asked_for()
     {
         using Machine m = Boot();
@@ -562,6 +594,8 @@ public class PageAllocatorTests
         Assert.Equal(va, __va(__pa(va)));
         Assert.Same(pg, pfn_to_page(page_to_pfn(pg)));
         Assert.True(virt_addr_valid(va));
+        Assert.True(pfn_valid(page_to_pfn(pg)));
+        Assert.False(pfn_valid(totalram_pages()));
         Assert.False(virt_addr_valid(new KPtr(AddressLayout.VMALLOC_START)));
         Assert.Throws<ArgumentException>(() => virt_to_page(new KPtr(AddressLayout.VMALLOC_START)));
         Assert.Throws<ArgumentException>(() => __pa(new KPtr(AddressLayout.VMALLOC_START)));

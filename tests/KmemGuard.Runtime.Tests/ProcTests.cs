@@ -60,7 +60,7 @@ public class ProcTests
     {
         using Machine m = Boot();
         string text = m.ReadProc("/proc/meminfo");
-        Assert.StartsWith("MemTotal:          65536 kB\nMemFree:           65536 kB\nMemAvailable:      64000 kB\nBuffers:               0 kB\n", text);
+        Assert.StartsWith("MemTotal:          65536 kB\nMemFree:           65536 kB\nMemAvailable:      63808 kB\nBuffers:               0 kB\n", text);
         Assert.Contains("VmallocTotal:     262144 kB\n", text);
         Assert.Contains("HugePages_Total:       0\n", text);
         Assert.DoesNotContain("HighTotal", text);
@@ -86,8 +86,9 @@ public class ProcTests
         Assert.Equal(16, Field(text, "Slab"));
         Assert.Equal(20, Field(text, "VmallocUsed"));
         Assert.Equal(32, Field(text, "Percpu"));
-        // Reclaimable slab counts as available: 2 pages - min(1, low watermarks).
-        Assert.Equal(64000 + 4, Field(text, "MemAvailable"));
+        // free - totalreserve (high watermarks + lowmem reserve: 96 + 48 + 288 pages), and
+        // reclaimable slab counts as available: 2 pages - min(1, low watermarks).
+        Assert.Equal(63808 + 4, Field(text, "MemAvailable"));
     }
 
     [Fact]
@@ -106,6 +107,7 @@ public class ProcTests
         using Machine m = Boot();
         string text = m.ReadProc("/proc/zoneinfo");
         Assert.StartsWith("Node 0, zone      DMA\n  pages free     4096\n        boost    0\n        min      64\n        low      80\n        high     96\n        spanned  4096\n", text);
+        Assert.Contains("\n        cma      0\n        protection: (0, 48, 48, 48)\n      nr_free_pages 4096\n", text);
         Assert.Contains("\n    cpu: 1\n              count: 0\n              high:  18\n              batch: 3\n", text);
     }
 

@@ -39,7 +39,9 @@ internal static class ProcRender
                 highFree += Volatile.Read(ref zone.FreePages);
             }
             lowWatermarks += zone.WatermarkLow;
-            reserve += Math.Min(zone.WatermarkHigh, managed);
+            long maxReserve = 0;
+            foreach (ZoneType type in Enum.GetValues<ZoneType>()) maxReserve = Math.Max(maxReserve, pages.LowmemReserve(zone, type));
+            reserve += Math.Min(zone.WatermarkHigh + maxReserve, managed);
         }
         long slabReclaimable = stats[MemStat.SlabReclaimableBytes] >> Kernel.PAGE_SHIFT;
         long slabUnreclaimable = stats[MemStat.SlabUnreclaimableBytes] >> Kernel.PAGE_SHIFT;
@@ -65,10 +67,8 @@ internal static class ProcRender
         Kb("Slab:", slabReclaimable + slabUnreclaimable);
         Kb("SReclaimable:", slabReclaimable);
         Kb("SUnreclaim:", slabUnreclaimable);
-        Line(text, "KernelStack:", stats[MemStat.KernelStackKb]);
-        Kb("PageTables:", stats[MemStat.PageTablePages]);
-        Kb("Bounce:", 0);
-        Kb("WritebackTmp:", 0);
+        foreach (string none in new[] { "KernelStack:", "PageTables:", "Bounce:", "WritebackTmp:" })
+            Kb(none, 0);
         Kb("CommitLimit:", total * 50 / 100);
         Kb("Committed_AS:", 0);
         Line(text, "VmallocTotal:", (long)(m.Memory.Vmalloc.Size >> 10));
@@ -108,6 +108,10 @@ internal static class ProcRender
                 .Append("\n        present  ").Append(zone.SpannedPages)
                 .Append("\n        managed  ").Append(Volatile.Read(ref zone.ManagedPages))
                 .Append("\n        cma      0")
+                .Append("\n        protection: (");
+            ZoneType[] types = Enum.GetValues<ZoneType>();
+            for (int t = 0; t < types.Length; t++) text.Append(t == 0 ? "" : ", ").Append(m.PageAllocator.LowmemReserve(zone, types[t]));
+            text.Append(')')
                 .Append("\n      nr_free_pages ").Append(free)
                 .Append("\n  pagesets");
             foreach (Cpu cpu in m.Cpus)

@@ -28,7 +28,12 @@ internal sealed class IrqDesc
     public long Unhandled;
 }
 
-internal sealed record IrqAction(irq_handler_t Handler, uint Flags, string Name, object? Dev);
+/// <summary>One handler of a line; a threaded one also has its irq thread (irq/N-name) and the work that runs thread_fn there.</summary>
+internal sealed record IrqAction(irq_handler_t Handler, uint Flags, string Name, object? Dev)
+{
+    public Worker? Thread { get; init; }
+    public work_struct? ThreadWork { get; init; }
+}
 
 /// <summary>
 /// The interrupt controller. A raised interrupt runs on the raising host thread, in a hard-irq
@@ -51,9 +56,11 @@ internal sealed class IrqController
         lock (_gate) return _descs[irq] ??= new IrqDesc(irq);
     }
 
-    public int Request(int irq, irq_handler_t? handler, uint flags, string? name, object? dev)
+    public int Request(Machine machine, int irq, irq_handler_t? handler, irq_handler_t? threadFn, uint flags, string? name, object? dev)
     {
-        if ((uint)irq >= (uint)_descs.Length || handler is null) return -Kernel.EINVAL;
+        if ((uint)irq >= (uint)_descs.Length || handler is null && threadFn is null) return -Kernel.EINVAL;
+        // __setup_irq: a line whose primary handler is the default must stay masked until the thread ran.
+        if (handler is null && (flags & Kernel.IRQF_ONESHOT) == 0) return -Kernel.EINVAL;
         bool shared = (flags & Kernel.IRQF_SHARED) != 0;
         if (shared && dev is null) return -Kernel.EINVAL;
         IrqDesc desc = Get(irq);
@@ -61,18 +68,43 @@ internal sealed class IrqController
         {
             IrqAction[] actions = desc.Actions;
             if (actions.Length > 0 && (!shared || (actions[0].Flags & Kernel.IRQF_SHARED) == 0)) return -Kernel.EBUSY;
+            IrqAction action = new(handler ?? ((_, _) => irqreturn_t.IRQ_WAKE_THREAD), flags, name ?? "", dev);
+            if (threadFn != null) action = Threaded(machine, irq, action, threadFn);
             var grown = new IrqAction[actions.Length + 1];
             actions.CopyTo(grown, 0);
-            grown[^1] = new IrqAction(handler, flags, name ?? "", dev);
+            grown[^1] = action;
             desc.Actions = grown;
         }
         return 0;
     }
 
+    private IrqAction Threaded(Machine machine, int irq, IrqAction action, irq_handler_t threadFn)
+    {
+        var work = new work_struct();
+        Kernel.INIT_WORK(work, _ =>
+        {
+            threadFn(irq, action.Dev);
+            if ((action.Flags & Kernel.IRQF_ONESHOT) != 0) Enable(machine, irq, default);
+        });
+        return action with { Thread = machine.Workqueue.StartKthread($"irq/{irq}-{action.Name}"), ThreadWork = work };
+    }
+
+    /// <summary>IRQ_WAKE_THREAD: the thread function runs on the irq thread; a oneshot line stays masked meanwhile.</summary>
+    private void WakeThread(IrqDesc desc, IrqAction action)
+    {
+        if (action.Thread is null || action.ThreadWork is null) return;
+        bool oneshot = (action.Flags & Kernel.IRQF_ONESHOT) != 0;
+        if (oneshot) Disable(desc.Irq);
+        if (!Workqueue.Queue(action.ThreadWork, action.Thread) && oneshot)
+        {
+            lock (_gate) desc.Depth--;
+        }
+    }
+
     public void Free(Machine machine, int irq, object? dev, CallSite site)
     {
         IrqDesc? desc = Find(irq);
-        bool removed = false;
+        IrqAction? removed = null;
         if (desc != null)
         {
             lock (_gate)
@@ -85,17 +117,25 @@ internal sealed class IrqController
                     Array.Copy(actions, 0, shrunk, 0, index);
                     Array.Copy(actions, index + 1, shrunk, index, shrunk.Length - index);
                     desc.Actions = shrunk;
-                    removed = true;
+                    removed = actions[index];
                 }
             }
         }
-        if (!removed)
+        if (removed == null)
         {
             ReportMisuse(machine, $"Trying to free already-free IRQ {irq}", site);
             return;
         }
         WaitIdle(irq);
+        if (removed.Thread is { } thread)
+        {
+            Workqueue.Flush(removed.ThreadWork!, machine.CurrentTask);
+            machine.Workqueue.StopKthread(thread);
+        }
     }
+
+    /// <summary>The line's disable depth (0: enabled).</summary>
+    public int Depth(int irq) => Find(irq)?.Depth ?? 0;
 
     public void Disable(int irq)
     {
@@ -120,13 +160,19 @@ internal sealed class IrqController
         else if (replay) Raise(machine, irq, machine.CurrentTask.CpuId, site);
     }
 
-    /// <summary>Waits until no handler of the line runs (a handler waiting for itself would deadlock: it does not wait).</summary>
+    /// <summary>
+    /// Waits until no handler of the line runs, and no thread function of it (a handler waiting
+    /// for itself would deadlock: it does not wait).
+    /// </summary>
     public void WaitIdle(int irq)
     {
         IrqDesc? desc = Find(irq);
-        if (desc == null || Machine.Current.ContextOverride is { } context && IsHandling(context, irq)) return;
+        Machine machine = Machine.Current;
+        if (desc == null || machine.ContextOverride is { } context && IsHandling(context, irq)) return;
         var spin = new SpinWait();
         while (Volatile.Read(ref desc.Running) != 0) spin.SpinOnce();
+        foreach (IrqAction action in desc.Actions)
+            if (action.ThreadWork is { } work && action.Thread?.Thread != Thread.CurrentThread) Workqueue.Flush(work, machine.CurrentTask);
     }
 
     private static bool IsHandling(KTask context, int irq)
@@ -187,7 +233,7 @@ internal sealed class IrqController
         Interlocked.Increment(ref desc.Running);
         try
         {
-            machine.RunInContext(context, () => RunHandlers(machine, desc, context));
+            machine.RunInContext(context, () => RunHandlers(desc, context));
         }
         finally
         {
@@ -198,24 +244,16 @@ internal sealed class IrqController
         }
     }
 
-    private static void RunHandlers(Machine machine, IrqDesc desc, KTask context)
+    private void RunHandlers(IrqDesc desc, KTask context)
     {
         bool handled = false;
         foreach (IrqAction action in desc.Actions)
         {
-            irqreturn_t result;
-            try
-            {
-                result = action.Handler(desc.Irq, action.Dev);
-            }
-            catch
-            {
-                DebugPreempt.Restore(context, KTask.HardirqOffset, true, 0, 0);
-                throw;
-            }
-            DebugPreempt.CheckBalanced(context, KTask.HardirqOffset, true, 0, 0, leaked =>
+            irqreturn_t result = irqreturn_t.IRQ_NONE;
+            DebugPreempt.RunBalanced(context, KTask.HardirqOffset, true, () => result = action.Handler(desc.Irq, action.Dev), leaked =>
                 $"BUG: irq {desc.Irq} handler {action.Name} ({action.Handler.Method.Name}) returned with preemption imbalance: " +
                 $"entered with preempt_count 0x{KTask.HardirqOffset:x8}, exited with 0x{leaked:x8}{(context.IrqsOff ? "" : ", interrupts enabled")}?\n");
+            if (result == irqreturn_t.IRQ_WAKE_THREAD) WakeThread(desc, action);
             handled |= result != irqreturn_t.IRQ_NONE;
         }
         if (!handled) Interlocked.Increment(ref desc.Unhandled);

@@ -46,8 +46,23 @@ public static partial class Kernel
     public static int request_irq(int irq, irq_handler_t handler, uint flags, string name, object? dev,
         [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)
     {
-        MightSleep(new CallSite(caller, file, line));
-        return Machine.Current.Irqs.Request(irq, handler, flags, name, dev);
+        KTask task = MightSleep(new CallSite(caller, file, line));
+        return task.Machine.Irqs.Request(task.Machine, irq, handler, null, flags, name, dev);
+    }
+
+    /// <summary>
+    /// Installs a threaded handler: <paramref name="handler"/> runs in hard-irq context (null: the
+    /// default, which wakes the thread; needs IRQF_ONESHOT), and when it returns IRQ_WAKE_THREAD,
+    /// <paramref name="thread_fn"/> runs in process context on the irq thread "irq/N-name".
+    /// </summary>
+    [MaySleep]
+    [RunsCallback("handler", CallbackContext.HardIrq)]
+    [RunsCallback("thread_fn", CallbackContext.Process)]
+    public static int request_threaded_irq(int irq, irq_handler_t? handler, irq_handler_t? thread_fn, uint irqflags, string devname, object? dev_id,
+        [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)
+    {
+        KTask task = MightSleep(new CallSite(caller, file, line));
+        return task.Machine.Irqs.Request(task.Machine, irq, handler, thread_fn, irqflags, devname, dev_id);
     }
 
     /// <summary>Removes the handler that <paramref name="dev"/> installed, waiting for it to finish if it is running.</summary>

@@ -56,13 +56,8 @@ public static partial class Kernel
     }
 
     [EntersSection(SectionKind.Spinlock, LockParameter = "lock")]
-    public static void spin_lock(spinlock_t @lock, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)
-    {
-        var site = new CallSite(caller, file, line);
-        KTask task = Machine.Current.CurrentTask;
-        PreemptCountAdd(task, 1, site);
-        AcquireSpin(task, @lock, site);
-    }
+    public static void spin_lock(spinlock_t @lock, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0) =>
+        SpinLock(Machine.Current.CurrentTask, @lock, new CallSite(caller, file, line), irqsOff: false, bottomHalvesOff: false);
 
     [LeavesSection(SectionKind.Spinlock, LockParameter = "lock")]
     public static void spin_unlock(spinlock_t @lock, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0) =>
@@ -88,12 +83,9 @@ public static partial class Kernel
     [EntersSection(SectionKind.IrqsDisabled)]
     public static void spin_lock_irqsave(spinlock_t @lock, out ulong flags, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)
     {
-        var site = new CallSite(caller, file, line);
         KTask task = Machine.Current.CurrentTask;
         flags = task.IrqsOff ? 0 : X86_EFLAGS_IF;
-        SetIrqsOff(task, true, site);
-        PreemptCountAdd(task, 1, site);
-        AcquireSpin(task, @lock, site);
+        SpinLock(task, @lock, new CallSite(caller, file, line), irqsOff: true, bottomHalvesOff: false);
     }
 
     [LeavesSection(SectionKind.Spinlock, LockParameter = "lock")]
@@ -108,14 +100,8 @@ public static partial class Kernel
 
     [EntersSection(SectionKind.Spinlock, LockParameter = "lock")]
     [EntersSection(SectionKind.IrqsDisabled)]
-    public static void spin_lock_irq(spinlock_t @lock, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)
-    {
-        var site = new CallSite(caller, file, line);
-        KTask task = Machine.Current.CurrentTask;
-        SetIrqsOff(task, true, site);
-        PreemptCountAdd(task, 1, site);
-        AcquireSpin(task, @lock, site);
-    }
+    public static void spin_lock_irq(spinlock_t @lock, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0) =>
+        SpinLock(Machine.Current.CurrentTask, @lock, new CallSite(caller, file, line), irqsOff: true, bottomHalvesOff: false);
 
     [LeavesSection(SectionKind.Spinlock, LockParameter = "lock")]
     [LeavesSection(SectionKind.IrqsDisabled)]
@@ -129,14 +115,8 @@ public static partial class Kernel
 
     [EntersSection(SectionKind.Spinlock, LockParameter = "lock")]
     [EntersSection(SectionKind.BottomHalvesDisabled)]
-    public static void spin_lock_bh(spinlock_t @lock, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)
-    {
-        var site = new CallSite(caller, file, line);
-        KTask task = Machine.Current.CurrentTask;
-        PreemptCountAdd(task, KTask.SoftirqDisableOffset, site);
-        PreemptCountAdd(task, 1, site);
-        AcquireSpin(task, @lock, site);
-    }
+    public static void spin_lock_bh(spinlock_t @lock, [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0) =>
+        SpinLock(Machine.Current.CurrentTask, @lock, new CallSite(caller, file, line), irqsOff: false, bottomHalvesOff: true);
 
     [LeavesSection(SectionKind.Spinlock, LockParameter = "lock")]
     [LeavesSection(SectionKind.BottomHalvesDisabled)]
@@ -150,6 +130,15 @@ public static partial class Kernel
 
     /// <summary>True while somebody holds the lock.</summary>
     public static bool spin_is_locked(spinlock_t @lock) => Volatile.Read(ref @lock.State) != 0;
+
+    /// <summary>The spin_lock family: interrupts or bottom halves off first, then preemption, then the lock.</summary>
+    private static void SpinLock(KTask task, spinlock_t @lock, CallSite site, bool irqsOff, bool bottomHalvesOff)
+    {
+        if (irqsOff) SetIrqsOff(task, true, site);
+        if (bottomHalvesOff) PreemptCountAdd(task, KTask.SoftirqDisableOffset, site);
+        PreemptCountAdd(task, 1, site);
+        AcquireSpin(task, @lock, site);
+    }
 
     private static void Acquired(KTask task, spinlock_t @lock, CallSite site)
     {

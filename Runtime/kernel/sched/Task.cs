@@ -251,18 +251,26 @@ internal sealed class Scheduler
     /// <summary>
     /// A preemption point of a preemptible task: now and then it is preempted (yields, and may
     /// migrate); and it never goes on running on a CPU that another task holds non-preemptibly.
+    /// True when the task was preempted.
     /// </summary>
-    public void PreemptionPoint(KTask task)
+    public bool PreemptionPoint(KTask task)
     {
-        if (!task.Preemptible || task.OwnsCpu) return;
+        if (!task.Preemptible || task.OwnsCpu) return false;
+        bool preempted = false;
         int every = PreemptEvery;
         if (every > 0 && ++task.PreemptionPoints % (uint)every == 0)
         {
             if (!task.Bound) task.CpuId = (int)(task.NextRandom() % (uint)_cpus.Length);
             Thread.Yield();
+            preempted = true;
         }
         KTask? owner = Volatile.Read(ref _cpus[task.CpuId].Owner);
-        if (owner != null && owner != task) MoveOff(task);
+        if (owner != null && owner != task)
+        {
+            MoveOff(task);
+            preempted = true;
+        }
+        return preempted;
     }
 
     /// <summary>Waits for a CPU that nobody holds (a bound task waits for its own).</summary>

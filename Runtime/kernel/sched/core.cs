@@ -34,12 +34,10 @@ public static partial class Kernel
     [MaySleep]
     public static int cond_resched([CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)
     {
-        KTask task = MightSleep(new CallSite(caller, file, line));
-        if (!task.Preemptible) return 0;
-        int cpu = task.CpuId;
-        bool yielded = Thread.Yield();
-        task.Machine.Scheduler.PreemptionPoint(task);
-        return yielded || cpu != task.CpuId ? 1 : 0;
+        Machine machine = Machine.Current;
+        KTask task = machine.CurrentTask;
+        CheckMightSleep(machine, task, new CallSite(caller, file, line));
+        return machine.Scheduler.PreemptionPoint(task) ? 1 : 0;
     }
 
     /// <summary>might_sleep_if for the runtime's own code: allocators pass gfpflags_allow_blocking(flags).</summary>
@@ -57,10 +55,15 @@ public static partial class Kernel
     {
         Machine machine = Machine.Current;
         KTask task = machine.CurrentTask;
-        if ((task.PreemptCount != 0 || task.IrqsOff) && machine.IsChecking(Checks.MightSleep) && machine.SchedulerRunning)
-            ReportSleepInAtomic(task, site);
+        CheckMightSleep(machine, task, site);
         machine.Scheduler.PreemptionPoint(task);
         return task;
+    }
+
+    private static void CheckMightSleep(Machine machine, KTask task, CallSite site)
+    {
+        if ((task.PreemptCount != 0 || task.IrqsOff) && machine.IsChecking(Checks.MightSleep) && machine.SchedulerRunning)
+            ReportSleepInAtomic(task, site);
     }
 
     private static void ReportSleepInAtomic(KTask task, CallSite site)

@@ -1,3 +1,4 @@
+using System;
 using System.Text;
 
 namespace KmemGuard;
@@ -30,11 +31,30 @@ internal static class DebugPreempt
     }
 
     /// <summary>
+    /// Runs a callback (irq handler, timer, tasklet, work item) in <paramref name="context"/> and
+    /// checks that it left the context as it found it (see <see cref="CheckBalanced"/>); if it
+    /// throws, the context is restored silently and the exception goes on.
+    /// </summary>
+    public static void RunBalanced(KTask context, int expectedCount, bool expectedIrqsOff, Action callback, Func<int, string> describe)
+    {
+        try
+        {
+            callback();
+        }
+        catch
+        {
+            Restore(context, expectedCount, expectedIrqsOff, 0, 0);
+            throw;
+        }
+        CheckBalanced(context, expectedCount, expectedIrqsOff, 0, 0, describe);
+    }
+
+    /// <summary>
     /// What a callback (irq handler, timer, tasklet, work item) must leave as it found it: the
     /// preempt count, the interrupt state, the locks held. A leak is reported with
     /// <paramref name="describe"/>'s text and then undone, so the machine goes on consistently.
     /// </summary>
-    public static void CheckBalanced(KTask task, int expectedCount, bool expectedIrqsOff, int expectedLocks, int expectedRcu, System.Func<int, string> describe)
+    public static void CheckBalanced(KTask task, int expectedCount, bool expectedIrqsOff, int expectedLocks, int expectedRcu, Func<int, string> describe)
     {
         int leaked = task.PreemptCount;
         if (leaked == expectedCount && task.IrqsOff == expectedIrqsOff && task.HeldLocks.Count == expectedLocks && task.RcuDepth == expectedRcu) return;

@@ -148,19 +148,13 @@ internal sealed class SoftirqEngine
         Action<ulong> func = tasklet.Func!;
         try
         {
-            func(tasklet.Data);
-        }
-        catch
-        {
-            DebugPreempt.Restore(context, KTask.SoftirqOffset, false, 0, 0);
-            throw;
+            DebugPreempt.RunBalanced(context, KTask.SoftirqOffset, false, () => func(tasklet.Data), leaked =>
+                $"huh, entered softirq {TaskletSoftirq} TASKLET {func.Method.Name} with preempt_count {KTask.SoftirqOffset:x8}, exited with {leaked:x8}?\n");
         }
         finally
         {
             Volatile.Write(ref tasklet.RunningThread, 0);
         }
-        DebugPreempt.CheckBalanced(context, KTask.SoftirqOffset, false, 0, 0, leaked =>
-            $"huh, entered softirq {TaskletSoftirq} TASKLET {func.Method.Name} with preempt_count {KTask.SoftirqOffset:x8}, exited with {leaked:x8}?\n");
     }
 }
 

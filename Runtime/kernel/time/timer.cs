@@ -41,6 +41,9 @@ internal sealed class TimerBase
     private readonly SortedSet<timer_list> _pending = new(s_order);
     private long _sequence;
 
+    /// <summary>Where the clock is going: the jiffies every AdvanceJiffies so far adds up to.</summary>
+    private ulong _target;
+
     public int Modify(timer_list timer, ulong expires)
     {
         if (timer.function is null) throw new InvalidOperationException("mod_timer: the timer has no function (call timer_setup first).");
@@ -91,20 +94,33 @@ internal sealed class TimerBase
         }
     }
 
-    /// <summary>Ticks: each step goes to the next expiry (at least one jiffy on) and serves softirqs there.</summary>
+    /// <summary>
+    /// Ticks: each step goes to the next expiry (at least one jiffy on) and serves softirqs there.
+    /// The clock lock is not held while callbacks run, so a callback or another thread may advance
+    /// time too: the advances add up in <see cref="_target"/>. Where softirqs cannot be served
+    /// (the caller has bottom halves off, or another thread is serving them), the clock jumps to
+    /// the target and the timers run at the next softirq point.
+    /// </summary>
     public void Advance(Machine machine, ulong n, CallSite site)
     {
-        lock (_clock)
+        lock (_clock) _target = Math.Max(_target, machine.Jiffies) + n;
+        while (true)
         {
-            ulong target = machine.Jiffies + n;
-            while (NextExpiry() is ulong next)
+            lock (_clock)
             {
-                ulong at = Math.Max(next, machine.Jiffies + 1);
-                if (at > target) break;
+                ulong at = NextExpiry() is ulong next ? Math.Max(next, machine.Jiffies + 1) : ulong.MaxValue;
+                if (at > _target)
+                {
+                    Volatile.Write(ref machine.JiffiesCounter, Math.Max(machine.Jiffies, _target));
+                    break;
+                }
                 Volatile.Write(ref machine.JiffiesCounter, at);
-                if (!machine.Softirqs.Run(machine, site)) break;
             }
-            Volatile.Write(ref machine.JiffiesCounter, target);
+            if (!machine.Softirqs.Run(machine, site))
+            {
+                lock (_clock) Volatile.Write(ref machine.JiffiesCounter, Math.Max(machine.Jiffies, _target));
+                break;
+            }
         }
         machine.Softirqs.Run(machine, site);
     }
@@ -118,19 +134,13 @@ internal sealed class TimerBase
             Action<timer_list> function = timer.function!;
             try
             {
-                function(timer);
-            }
-            catch
-            {
-                DebugPreempt.Restore(context, KTask.SoftirqOffset, false, 0, 0);
-                throw;
+                DebugPreempt.RunBalanced(context, KTask.SoftirqOffset, false, () => function(timer), leaked =>
+                    $"timer: {function.Method.Name} preempt leak: {KTask.SoftirqOffset:x8} -> {leaked:x8}\n");
             }
             finally
             {
                 Volatile.Write(ref timer.RunningThread, 0);
             }
-            DebugPreempt.CheckBalanced(context, KTask.SoftirqOffset, false, 0, 0, leaked =>
-                $"timer: {function.Method.Name} preempt leak: {KTask.SoftirqOffset:x8} -> {leaked:x8}\n");
         }
     }
 }

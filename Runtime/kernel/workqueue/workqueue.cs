@@ -20,11 +20,14 @@ public sealed class work_struct
     /// <summary>The worker it was last queued on (flush and cancel look there).</summary>
     internal Worker? QueuedOn;
 
+    /// <summary>The delayed_work this item belongs to, if any.</summary>
+    internal delayed_work? Delayed;
+
     /// <summary>What the last run threw (a KernelBugException in Throw mode): flush_work rethrows it.</summary>
     internal ExceptionDispatchInfo? Failure;
 }
 
-/// <summary>A per-CPU kworker: one host thread that runs its CPU's work items in order.</summary>
+/// <summary>A kworker (bound to a CPU) or a dedicated kernel thread (an irq thread): one host thread that runs its work items in order.</summary>
 internal sealed class Worker
 {
     public readonly object Gate = new();
@@ -32,8 +35,12 @@ internal sealed class Worker
     public work_struct? Current;
     public Thread? Thread;
 
+    /// <summary>kthread_stop: the thread ends after the item it is running.</summary>
+    public volatile bool Stopping;
+
     public Worker(int cpu) => Cpu = cpu;
 
+    /// <summary>The CPU a kworker is bound to; -1 for an unbound thread.</summary>
     public int Cpu { get; }
 
     public bool Busy(work_struct work) => Current == work || work.Pending && work.QueuedOn == this;
@@ -48,6 +55,7 @@ internal sealed class Workqueue
 {
     private readonly Machine _machine;
     private readonly Worker?[] _workers;
+    private readonly List<Worker> _threads = new();
     private volatile bool _stopping;
 
     public Workqueue(Machine machine)
@@ -63,19 +71,51 @@ internal sealed class Workqueue
         lock (_workers)
         {
             if (_workers[cpu] is { } existing) return existing;
-            if (_stopping) throw new ObjectDisposedException(nameof(Machine), "This machine has been shut down.");
-            worker = new Worker(cpu);
-            worker.Thread = new Thread(() => Run(worker)) { IsBackground = true, Name = $"kworker/{cpu}:0" };
-            worker.Thread.Start();
+            worker = StartThread(cpu, $"kworker/{cpu}:0");
             Volatile.Write(ref _workers[cpu], worker);
             return worker;
         }
     }
 
-    public bool Queue(work_struct work, int cpu)
+    /// <summary>Starts an unbound kernel thread that runs the work queued on it (kthread_run).</summary>
+    public Worker StartKthread(string name)
+    {
+        lock (_workers)
+        {
+            Worker worker = StartThread(-1, name);
+            _threads.Add(worker);
+            return worker;
+        }
+    }
+
+    private Worker StartThread(int cpu, string name)
+    {
+        if (_stopping) throw new ObjectDisposedException(nameof(Machine), "This machine has been shut down.");
+        var worker = new Worker(cpu);
+        worker.Thread = new Thread(() => Run(worker)) { IsBackground = true, Name = name };
+        worker.Thread.Start();
+        return worker;
+    }
+
+    /// <summary>kthread_stop: the thread ends after the item it runs (queued items are dropped).</summary>
+    public void StopKthread(Worker worker)
+    {
+        lock (_workers) _threads.Remove(worker);
+        Stop(worker);
+    }
+
+    private static void Stop(Worker worker)
+    {
+        worker.Stopping = true;
+        lock (worker.Gate) Monitor.PulseAll(worker.Gate);
+        if (worker.Thread is { } thread && thread != Thread.CurrentThread) thread.Join(TimeSpan.FromSeconds(2));
+    }
+
+    public bool Queue(work_struct work, int cpu) => Queue(work, WorkerFor(cpu));
+
+    public static bool Queue(work_struct work, Worker worker)
     {
         if (work.Func is null) throw new InvalidOperationException("schedule_work: the work item was not set up with INIT_WORK.");
-        Worker worker = WorkerFor(cpu);
         lock (worker.Gate)
         {
             lock (work)
@@ -99,7 +139,7 @@ internal sealed class Workqueue
         {
             // A work item flushing another queued behind it on the same kworker: the kernel's
             // concurrency management would start a second worker for it; run it here instead.
-            return worker.Current != work && RunInline(worker, work, task);
+            return worker.Current != work && RunInline(work, task);
         }
         bool waited = false;
         using (SleepScope.Enter(task))
@@ -117,8 +157,18 @@ internal sealed class Workqueue
         return waited;
     }
 
-    private static bool RunInline(Worker worker, work_struct work, KTask task)
+    private static bool RunInline(work_struct work, KTask task)
     {
+        if (!TryUnqueue(work)) return false;
+        RunOne(task, work);
+        return true;
+    }
+
+    /// <summary>Takes a queued item off its queue without waiting; true when it was queued.</summary>
+    public static bool TryUnqueue(work_struct work)
+    {
+        Worker? worker = work.QueuedOn;
+        if (worker == null) return false;
         lock (worker.Gate)
         {
             lock (work)
@@ -127,9 +177,8 @@ internal sealed class Workqueue
                 work.Pending = false;
             }
             worker.Queue.Remove(work);
+            return true;
         }
-        RunOne(task, work);
-        return true;
     }
 
     /// <summary>Takes a queued item off its queue and waits for a running one; true when it was pending.</summary>
@@ -203,15 +252,18 @@ internal sealed class Workqueue
         {
             return;
         }
-        task.CpuId = worker.Cpu;
-        task.Bound = true;
+        if (worker.Cpu >= 0)
+        {
+            task.CpuId = worker.Cpu;
+            task.Bound = true;
+        }
         while (true)
         {
             work_struct work;
             lock (worker.Gate)
             {
-                while (worker.Queue.Count == 0 && !_stopping) Monitor.Wait(worker.Gate);
-                if (_stopping) return;
+                while (worker.Queue.Count == 0 && !_stopping && !worker.Stopping) Monitor.Wait(worker.Gate);
+                if (_stopping || worker.Stopping) return;
                 work = worker.Queue.First!.Value;
                 worker.Queue.RemoveFirst();
                 lock (work) work.Pending = false;
@@ -239,38 +291,24 @@ internal sealed class Workqueue
     private static void RunOne(KTask task, work_struct work)
     {
         Action<work_struct> func = work.Func!;
-        try
-        {
-            func(work);
-        }
-        catch
-        {
-            DebugPreempt.Restore(task, 0, false, 0, 0);
-            throw;
-        }
-        DebugPreempt.CheckBalanced(task, 0, false, 0, 0, leaked =>
+        DebugPreempt.RunBalanced(task, 0, false, () => func(work), leaked =>
             $"BUG: workqueue leaked atomic, lock or RCU: {task.Comm}[{task.Pid}]\n" +
             $"     preempt=0x{leaked:x8} lock=0->{task.HeldLocks.Count} RCU=0->{task.RcuDepth} workfn={func.Method.Name}\n");
     }
 
-    /// <summary>Stops the workers after the item each is running (queued items are dropped).</summary>
+    /// <summary>Stops every kworker and kernel thread after the item each is running (queued items are dropped).</summary>
     public void Stop()
     {
-        Worker?[] workers;
+        var workers = new List<Worker>();
         lock (_workers)
         {
             _stopping = true;
-            workers = (Worker?[])_workers.Clone();
+            foreach (Worker? worker in _workers)
+                if (worker != null) workers.Add(worker);
+            workers.AddRange(_threads);
+            _threads.Clear();
         }
-        foreach (Worker? worker in workers)
-        {
-            if (worker == null) continue;
-            lock (worker.Gate) Monitor.PulseAll(worker.Gate);
-        }
-        foreach (Worker? worker in workers)
-        {
-            if (worker?.Thread is { } thread && thread != Thread.CurrentThread) thread.Join(TimeSpan.FromSeconds(2));
-        }
+        foreach (Worker worker in workers) Stop(worker);
     }
 }
 

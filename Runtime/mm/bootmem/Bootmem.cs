@@ -64,7 +64,8 @@ internal sealed class Bootmem : IObjectOwner
         Insert(_reserved, new Region(start, end, null));
         MergeNeighbours(_reserved);
         Insert(_allocations, new Region(start, end, track));
-        new Span<byte>(_machine.Ram.Host(start), checked((int)(end - start))).Clear();
+        for (ulong at = start; at < end; at += int.MaxValue)
+            new Span<byte>(_machine.Ram.Host(at), (int)Math.Min(end - at, int.MaxValue)).Clear();
         for (ulong pfn = start >> Kernel.PAGE_SHIFT; pfn << Kernel.PAGE_SHIFT < end; pfn++)
         {
             page frame = _machine.Ram.PageAt(pfn);
@@ -126,20 +127,6 @@ internal sealed class Bootmem : IObjectOwner
         if (startPfn < endPfn) free.Add((startPfn, endPfn));
     }
 
-    /// <summary>Bytes reserved by bootmem.</summary>
-    public ulong ReservedBytes
-    {
-        get
-        {
-            lock (_gate)
-            {
-                ulong total = 0;
-                foreach (Region r in _reserved) total += r.End - r.Start;
-                return total;
-            }
-        }
-    }
-
     /// <summary>The live allocations as direct-map (start, size): kmemleak scans them as roots.</summary>
     public IReadOnlyList<(ulong Start, ulong Size)> Allocations()
     {
@@ -149,12 +136,6 @@ internal sealed class Bootmem : IObjectOwner
             foreach (Region r in _allocations) list.Add((KernelMemory.ToVirt(r.Start), r.End - r.Start));
             return list;
         }
-    }
-
-    /// <summary>True when the physical address lies in a live bootmem allocation.</summary>
-    public bool Contains(ulong phys)
-    {
-        lock (_gate) return FindOverlap(_allocations, phys, phys + 1) >= 0;
     }
 
     public ObjectInfo? Describe(ulong address)

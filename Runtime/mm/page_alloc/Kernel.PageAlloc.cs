@@ -137,11 +137,11 @@ public static partial class Kernel
         Machine.Current.PageAllocator.FreeFromCaller(page, 0, nameof(free_cold_page), cold: true, new CallSite(caller, file, line));
     }
 
-    /// <summary>get_page: takes another reference (to the head of a block).</summary>
+    /// <summary>get_page: takes another reference (to the head of a block). A free page has none to add to: BadPageState.</summary>
     public static void get_page(page page)
     {
         ArgumentNullException.ThrowIfNull(page);
-        System.Threading.Interlocked.Increment(ref page.HeadPage.RefCount);
+        Machine.Current.PageAllocator.GetPage(page.HeadPage);
     }
 
     /// <summary>put_page: drops a reference; the last one frees the whole block.</summary>

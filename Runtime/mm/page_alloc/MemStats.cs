@@ -13,10 +13,6 @@ internal enum MemStat
     VmallocPages,
     /// <summary>pcpu_nr_pages(): pages backing the per-CPU areas (all units).</summary>
     PercpuPages,
-    /// <summary>NR_KERNEL_STACK_KB.</summary>
-    KernelStackKb,
-    /// <summary>NR_PAGETABLE.</summary>
-    PageTablePages,
 }
 
 /// <summary>The machine's memory counters, updated with <see cref="Add"/> from any thread.</summary>

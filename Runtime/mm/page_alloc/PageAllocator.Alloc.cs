@@ -21,6 +21,10 @@ internal sealed partial class PageAllocator
                     $"__alloc_pages: order {order} > MAX_ORDER ({Kernel.MAX_ORDER}), mode:{GfpNames.Format(gfp)}");
             return null;
         }
+        MightAlloc(gfp);
+        bool fail = false;
+        ShouldFailAlloc(gfp, order, ref fail);
+        if (fail) return null;
         KTask task = _machine.CurrentTask;
         page? block = GetPageFromFreelist(gfp, order, preferredNode, AllocFlags.WmarkLow, task)
             ?? AllocSlowPath(gfp, order, preferredNode, task);
@@ -32,6 +36,19 @@ internal sealed partial class PageAllocator
         PrepareNewBlock(block, order, gfp, site, task);
         return block;
     }
+
+    /// <summary>
+    /// might_alloc (prepare_alloc_pages): the execution-context checker implements it, in its own
+    /// partial of this class, as might_sleep_if(gfpflags_allow_blocking(gfp)).
+    /// </summary>
+    partial void MightAlloc(gfp_t gfp);
+
+    /// <summary>
+    /// should_fail_alloc_page: fault injection (fail_page_alloc) implements it in its own partial
+    /// of this class; setting <paramref name="fail"/> makes the allocation return null, with no
+    /// "page allocation failure" warning, as in the kernel.
+    /// </summary>
+    partial void ShouldFailAlloc(gfp_t gfp, int order, ref bool fail);
 
     /// <summary>get_page_from_freelist: the first zone of the zonelist that has the pages above the mark.</summary>
     private page? GetPageFromFreelist(gfp_t gfp, int order, int preferredNode, AllocFlags flags, KTask task)
@@ -46,8 +63,10 @@ internal sealed partial class PageAllocator
             for (int z = zones.Length - 1; z >= 0; z--)
             {
                 Zone zone = zones[z];
-                if (zone.Type > highest || !WatermarkOk(zone, order, flags)) continue;
-                page? block = order == 0 ? TakeFromPerCpu(zone, (gfp & Kernel.__GFP_COLD) != 0, task) : TakeFromBuddy(zone, order);
+                if (zone.Type > highest) continue;
+                int zoneIndex = ZoneIndex(zone);
+                if (!WatermarkOk(zone, order, flags, _lowmemReserve[zoneIndex][(int)highest])) continue;
+                page? block = order == 0 ? TakeFromPerCpu(zone, zoneIndex, (gfp & Kernel.__GFP_COLD) != 0, task) : TakeFromBuddy(zone, order);
                 if (block != null) return block;
             }
         }

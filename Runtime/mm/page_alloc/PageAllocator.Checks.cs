@@ -32,6 +32,21 @@ internal sealed partial class PageAllocator
         Free(p, order, site, cold);
     }
 
+    /// <summary>get_page on a block's head: a reference on a free page would resurrect it (VM_BUG_ON_PAGE in the kernel).</summary>
+    public void GetPage(page head)
+    {
+        while (true)
+        {
+            int count = Volatile.Read(ref head.RefCount);
+            if (count <= 0 || head.Has(PageFlags.Reserved))
+            {
+                if (_machine.IsChecking(Checks.Sanity)) BadPage(head, "VM_BUG_ON_PAGE(page_ref_count(page) <= 0): get_page() of a page that is not allocated", null);
+                return;
+            }
+            if (Interlocked.CompareExchange(ref head.RefCount, count + 1, count) == count) return;
+        }
+    }
+
     /// <summary>
     /// free_pages(addr, order) and free_page(addr): the address must be the direct-map start of a
     /// block; another allocator's address is a mismatched free. Returns the block's page, or null

@@ -96,10 +96,9 @@ internal sealed partial class PageAllocator
     }
 
     /// <summary>rmqueue_pcplist: an order-0 page from this CPU's list, refilled with a batch from the buddy lists when empty.</summary>
-    private page? TakeFromPerCpu(Zone zone, bool cold, KTask task)
+    private page? TakeFromPerCpu(Zone zone, int zoneIndex, bool cold, KTask task)
     {
-        int zoneIndex = ZoneIndex(zone);
-        bool taken = PinCpu(task);
+        bool tookCpu = PinCpu(task);
         try
         {
             PerCpuPages pcp = _pcp[zoneIndex][task.CpuId];
@@ -116,13 +115,13 @@ internal sealed partial class PageAllocator
                     }
                 }
             }
-            page? taken0 = cold ? pcp.PopCold() : pcp.PopHot();
-            if (taken0 != null) Interlocked.Decrement(ref zone.FreePages);
-            return taken0;
+            page? taken = cold ? pcp.PopCold() : pcp.PopHot();
+            if (taken != null) Interlocked.Decrement(ref zone.FreePages);
+            return taken;
         }
         finally
         {
-            UnpinCpu(task, taken);
+            UnpinCpu(task, tookCpu);
         }
     }
 
@@ -131,7 +130,7 @@ internal sealed partial class PageAllocator
     {
         Zone zone = p.Zone;
         int zoneIndex = ZoneIndex(zone);
-        bool taken = PinCpu(task);
+        bool tookCpu = PinCpu(task);
         try
         {
             PerCpuPages pcp = _pcp[zoneIndex][task.CpuId];
@@ -143,7 +142,7 @@ internal sealed partial class PageAllocator
         }
         finally
         {
-            UnpinCpu(task, taken);
+            UnpinCpu(task, tookCpu);
         }
     }
 

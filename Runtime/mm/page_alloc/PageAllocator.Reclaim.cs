@@ -31,19 +31,6 @@ internal sealed partial class PageAllocator
         }
     }
 
-    public void UnregisterShrinker(Func<long, long> scan)
-    {
-        lock (_shrinkerGate)
-        {
-            int index = Array.IndexOf(_shrinkers, scan);
-            if (index < 0) return;
-            var shrunk = new Func<long, long>[_shrinkers.Length - 1];
-            Array.Copy(_shrinkers, 0, shrunk, 0, index);
-            Array.Copy(_shrinkers, index + 1, shrunk, index, shrunk.Length - index);
-            Volatile.Write(ref _shrinkers, shrunk);
-        }
-    }
-
     /// <summary>Direct reclaim (shrink_slab + drain_all_pages). Returns the pages the shrinkers freed.</summary>
     public long Reclaim(long wantedPages)
     {

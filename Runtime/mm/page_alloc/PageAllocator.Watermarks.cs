@@ -14,6 +14,18 @@ internal sealed partial class PageAllocator
     /// <summary>SWAP_CLUSTER_MAX: the smallest min watermark of a highmem zone.</summary>
     private const long SwapClusterMax = 32;
 
+    /// <summary>sysctl_lowmem_reserve_ratio by zone type: DMA 256, DMA32 256, Normal 32, HighMem 0 (none).</summary>
+    private static readonly long[] s_lowmemReserveRatio = { 256, 256, 32, 0 };
+
+    /// <summary>
+    /// lowmem_reserve[zone index][class zone type]: pages a zone keeps back from allocations that
+    /// could have used a higher zone (so that GFP_KERNEL does not eat ZONE_DMA).
+    /// </summary>
+    private readonly long[][] _lowmemReserve;
+
+    /// <summary>Pages a zone keeps back from allocations whose highest allowed zone is <paramref name="classZone"/>.</summary>
+    internal long LowmemReserve(Zone zone, ZoneType classZone) => _lowmemReserve[ZoneIndex(zone)][(int)classZone];
+
     /// <summary>min_free_kbytes as the kernel computes it from the low memory.</summary>
     public long MinFreeKbytes { get; private set; }
 
@@ -40,12 +52,27 @@ internal sealed partial class PageAllocator
             zone.WatermarkMin = min;
             zone.WatermarkLow = min + gap;
             zone.WatermarkHigh = min + 2 * gap;
+            SetLowmemReserve(z, zone);
             int batch = ZoneBatchSize(managed);
             foreach (PerCpuPages pcp in _pcp[z])
             {
                 pcp.Batch = Math.Max(1, batch);
                 pcp.High = 6 * batch;
             }
+        }
+    }
+
+    /// <summary>setup_per_zone_lowmem_reserve: for each higher zone type, the managed pages of the node's zones above this one, over the ratio.</summary>
+    private void SetLowmemReserve(int zoneIndex, Zone zone)
+    {
+        long ratio = s_lowmemReserveRatio[(int)zone.Type];
+        long[] reserve = _lowmemReserve[zoneIndex];
+        long above = 0;
+        for (int type = (int)zone.Type + 1; type < reserve.Length; type++)
+        {
+            foreach (Zone upper in zone.Node.Zones)
+                if ((int)upper.Type == type) above += Volatile.Read(ref upper.ManagedPages);
+            reserve[type] = ratio == 0 || Volatile.Read(ref zone.ManagedPages) == 0 ? 0 : above / ratio;
         }
     }
 
@@ -62,9 +89,10 @@ internal sealed partial class PageAllocator
     /// <summary>
     /// zone_watermark_ok: would the zone keep more than the mark free after this allocation?
     /// __GFP_HIGH (ALLOC_HIGH) may take half of the reserve, __GFP_ATOMIC (ALLOC_HARDER) a quarter
-    /// of what is left; a high-order request also needs a free block large enough.
+    /// of what is left; on top of the mark the zone keeps its lowmem reserve for the request's
+    /// class zone; a high-order request also needs a free block large enough.
     /// </summary>
-    private static bool WatermarkOk(Zone zone, int order, AllocFlags flags)
+    private static bool WatermarkOk(Zone zone, int order, AllocFlags flags, long lowmemReserve)
     {
         if ((flags & AllocFlags.NoWatermarks) != 0) return true;
         long free = Volatile.Read(ref zone.FreePages) - (1L << order) + 1;
@@ -76,7 +104,7 @@ internal sealed partial class PageAllocator
         };
         if ((flags & AllocFlags.High) != 0) min -= min / 2;
         if ((flags & AllocFlags.Harder) != 0) min -= min / 4;
-        if (free <= min) return false;
+        if (free <= min + lowmemReserve) return false;
         if (order == 0) return true;
         for (int o = order; o <= Kernel.MAX_ORDER; o++)
             if (Volatile.Read(ref zone.FreeAreas[o].Count) > 0) return true;

@@ -20,6 +20,8 @@ internal sealed partial class PageAllocator
         _ram = machine.Ram;
         foreach (Zone zone in _ram.Zones)
             for (ulong pfn = zone.StartPfn; pfn < zone.EndPfn; pfn++) _ram.PageAt(pfn).Flags = PageFlags.Reserved;
+        _lowmemReserve = new long[_ram.Zones.Length][];
+        for (int z = 0; z < _lowmemReserve.Length; z++) _lowmemReserve[z] = new long[Enum.GetValues<ZoneType>().Length];
         _pcp = new PerCpuPages[_ram.Zones.Length][];
         for (int z = 0; z < _pcp.Length; z++)
         {
