@@ -129,6 +129,33 @@ public class VmallocContextTests
         free_percpu(pc);
     }
 
+    private static readonly PerCpu<ulong> s_stash = DEFINE_PER_CPU<ulong>();
+
+    private sealed class Holder
+    {
+        public KPtr Kept;
+    }
+
+    [Fact]
+    public void kmemleak_reports_a_lost_vmalloc_area_and_not_one_that_is_still_referenced()
+    {
+        using Machine m = Boot();
+        KPtr lost = vmalloc(100);
+        var holder = new Holder { Kept = vmalloc(3 * PAGE_SIZE) };
+        KPtr inner = vmalloc(50);
+        holder.Kept.Write(2 * PAGE_SIZE + 8, inner.Address); // reachable only through simulated memory
+        KPtr stashed = vmalloc(10);
+        per_cpu(s_stash, 1) = stashed.Address;              // the per-CPU areas are roots
+        KernelBugReport leak = Assert.Single(m.ScanLeaks(holder));
+        Assert.Equal(BugKind.Leak, leak.Kind);
+        Assert.StartsWith($"unreferenced object 0x{lost.Address:x16} (size 100):", leak.Text);
+        vfree(lost);
+        Assert.Empty(m.ScanLeaks(holder));
+        vfree(inner);
+        vfree(holder.Kept);
+        vfree(stashed);
+    }
+
     private sealed class NullDevice : IMmioDevice
     {
         public ulong Read(ulong offset, int size) => 0;

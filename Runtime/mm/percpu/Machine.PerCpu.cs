@@ -14,5 +14,7 @@ public sealed partial class Machine
     {
         _percpu = new PerCpuAllocator(this);
         Memory.PerCpuOwner = _percpu;
+        // The per-CPU areas are roots for kmemleak, as the kernel's per-CPU sections are.
+        if (IsChecking(Checks.Kmemleak)) Kmemleak.AddScanAreaProvider(_percpu.ScanAreas);
     }
 }

@@ -62,6 +62,7 @@ internal sealed class VmallocAllocator : IObjectOwner
             kasan.Poison(area.Start, area.End - area.Start, Kasan.VmallocInvalid);
             kasan.Unpoison(area.Start, size);
         }
+        if (area.AllocTrack is { } track) _machine.KmemleakAlloc(area.Start, size, MemoryFamily.Vmalloc, null, track);
         return new KPtr(area.Start);
     }
 
@@ -102,8 +103,12 @@ internal sealed class VmallocAllocator : IObjectOwner
             ReportBadFree(found, address, area, function, site);
             return;
         }
+        if (area.Pages != null)
+        {
+            _machine.KmemleakFree(area.Start);
+            _machine.Stats.Add(MemStat.VmallocPages, -area.NrPages);
+        }
         UnmapPages(area, site);
-        if (area.Pages != null) _machine.Stats.Add(MemStat.VmallocPages, -area.NrPages);
         _machine.Memory.Kasan?.Poison(area.Start, area.End - area.Start, Kasan.VmallocInvalid);
         Space.Release(area);
     }
