@@ -93,4 +93,54 @@ public class VmallocStressTests
         Assert.Equal(1, m.Vmalloc.Space.FreeRangeCount);
         Assert.Equal("", m.RenderVmallocinfo());
     }
+
+    private sealed class Scratch : IMmioDevice
+    {
+        private readonly ulong[] _words = new ulong[512];
+
+        public ulong Read(ulong offset, int size) => _words[offset / 8];
+
+        public void Write(ulong offset, int size, ulong value) => _words[offset / 8] = value;
+    }
+
+    [Fact]
+    public void Four_threads_mix_per_cpu_allocations_and_ioremap_and_everything_is_given_back()
+    {
+        using Machine m = Machine.Boot(new MachineOptions { MemoryBytes = 64L << 20, Cpus = 4 });
+        for (int d = 0; d < 4; d++) m.MapDevice(0xfe00_0000UL + (ulong)d * 0x1000, 0x1000, new Scratch());
+        int wrong = 0;
+        using var start = new Barrier(4);
+        var threads = Enumerable.Range(0, 4).Select(t => new Thread(() =>
+        {
+            var rng = new Random(2000 + t);
+            start.SignalAndWait();
+            for (int op = 0; op < 300; op++)
+            {
+                PerCpu<long> counter = alloc_percpu<long>()!;
+                PerCpu raw = __alloc_percpu(1 + rng.Next(512), 1 << rng.Next(7))!;
+                for (int cpu = 0; cpu < 4; cpu++)
+                {
+                    if (per_cpu_ptr(counter, cpu) != 0 || per_cpu_ptr(raw, cpu)[0] != 0) Interlocked.Increment(ref wrong);
+                    per_cpu_ptr(counter, cpu) = t * 1000 + op;
+                    per_cpu_ptr(raw, cpu)[0] = 0xEE;
+                }
+                IoMem regs = ioremap(0xfe00_0000UL + (ulong)t * 0x1000, 0x1000);
+                iowrite64((ulong)op, regs + 8 * (op % 512));
+                if (readq(regs + 8 * (op % 512)) != (ulong)op) Interlocked.Increment(ref wrong);
+                for (int cpu = 0; cpu < 4; cpu++)
+                    if (per_cpu_ptr(counter, cpu) != t * 1000 + op) Interlocked.Increment(ref wrong);
+                iounmap(regs);
+                free_percpu(raw);
+                free_percpu(counter);
+            }
+        })).ToArray();
+        foreach (Thread th in threads) th.Start();
+        foreach (Thread th in threads) th.Join();
+        Assert.Equal(0, wrong);
+        Assert.Empty(m.Reports);
+        Assert.Empty(m.PerCpuAreas.ScanAreas());
+        Assert.Equal(0, m.Ioremap.Space.LiveCount);
+        Assert.Equal(1, m.Ioremap.Space.FreeRangeCount);
+        Assert.Equal("", m.ReadProc("/proc/vmallocinfo"));
+    }
 }
