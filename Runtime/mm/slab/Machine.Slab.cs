@@ -1,0 +1,12 @@
+namespace KmemGuard;
+
+public sealed partial class Machine
+{
+    private SlabAllocator? _slab;
+
+    /// <summary>The slab allocator; it starts after the page allocator (not in early boot).</summary>
+    internal SlabAllocator Slab => _slab ?? throw new System.InvalidOperationException(
+        "The slab allocator is not up yet: in early boot only alloc_bootmem allocates (call FinishBoot first).");
+
+    partial void InitSlab() => _slab = new SlabAllocator(this);
+}
