@@ -116,6 +116,7 @@ internal sealed class Workload
         Console.WriteLine();
         Console.WriteLine($"  kmemleak scan with the devices as roots: {(leaks.Count == 0 ? Term.Green("no leaks") : Term.Red($"{leaks.Count} leak(s)"))}");
         _failures += leaks.Count;
+        foreach (KernelBugReport leak in leaks) ReportPrinter.Print(leak, ReportPrinter.DefaultLines);
 
         foreach (scull_dev dev in _sculls.Where(d => d is not scullc_dev))
         {
