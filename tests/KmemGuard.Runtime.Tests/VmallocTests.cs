@@ -113,10 +113,10 @@ public class VmallocTests
         Assert.Equal(BugKind.VmallocOutOfBounds, e.Kind);
         Assert.Contains("BUG: KASAN: vmalloc-out-of-bounds in", e.Report);
         Assert.Contains("Write of size 1 at addr " + (a.Address + 2 * PAGE_SIZE).ToString("x16"), e.Report);
-        Assert.Contains("The buggy address belongs to the object at " + a.Address.ToString("x16"), e.Report);
-        Assert.Contains("which belongs to a vmalloc area", e.Report);
-        Assert.Contains("0 bytes to the right of\n allocated 8192-byte region", e.Report);
-        Assert.Contains("Allocated by task", e.Report);
+        Assert.Contains("The buggy address belongs to the virtual mapping at\n [" + a.Address.ToString("x16") + ", "
+            + (a.Address + 3 * PAGE_SIZE).ToString("x16") + ") created by:\n", e.Report);
+        Assert.Contains(" Kernel.vmalloc (Kernel.Vmalloc.cs:", e.Report);
+        Assert.DoesNotContain("Freed by task", e.Report);
         vfree(a);
         vfree(b);
     }
@@ -131,7 +131,9 @@ public class VmallocTests
         var e = Assert.Throws<KernelBugException>(() => v.Read<int>(98));
         Assert.Equal(BugKind.VmallocOutOfBounds, e.Kind);
         Assert.Contains("Read of size 4 at addr " + (v.Address + 100).ToString("x16"), e.Report);
-        Assert.Contains("0 bytes to the right of\n allocated 100-byte region", e.Report);
+        Assert.Contains("The buggy address belongs to the virtual mapping at\n [" + v.Address.ToString("x16") + ", "
+            + (v.Address + 2 * PAGE_SIZE).ToString("x16") + ") created by:\n", e.Report);
+        Assert.Contains("VmallocTests." + nameof(Exactly_the_requested_bytes_are_accessible_the_tail_of_the_last_page_is_poisoned) + " (VmallocTests.cs:", e.Report);
         KPtr edge = vmalloc(PAGE_SIZE - 4);
         e = Assert.Throws<KernelBugException>(() => edge[PAGE_SIZE - 4] = 1);
         Assert.Equal(BugKind.VmallocOutOfBounds, e.Kind);
