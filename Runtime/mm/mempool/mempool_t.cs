@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using System.Threading;
 
 namespace KmemGuard;
@@ -14,7 +15,7 @@ public delegate void mempool_free_t(KPtr element, object? pool_data);
 /// succeed when the backing allocator cannot, and that waits for a freed element when it may
 /// sleep.
 /// </summary>
-public sealed class mempool_t
+public sealed class mempool_t : IKmemleakScanned
 {
     /// <summary>How long a sleeping mempool_alloc waits for a free before it tries the backing allocator again (the kernel waits 5 s).</summary>
     private static readonly TimeSpan s_retryInterval = TimeSpan.FromMilliseconds(50);
@@ -48,6 +49,17 @@ public sealed class mempool_t
     internal long Outstanding => Interlocked.Read(ref _out);
 
     private bool Tracking => Machine.IsChecking(Checks.Frees);
+
+    /// <summary>The reserve is the pool's memory: a driver that holds the pool holds its elements (kmemleak).</summary>
+    IEnumerable<ulong> IKmemleakScanned.KernelPointers
+    {
+        get
+        {
+            KPtr[] reserve;
+            lock (_lock) reserve = _elements[.._currNr];
+            foreach (KPtr element in reserve) yield return element.Address;
+        }
+    }
 
     internal void ThrowIfDestroyed(string function)
     {
