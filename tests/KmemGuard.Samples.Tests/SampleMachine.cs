@@ -38,27 +38,11 @@ internal static class SampleMachine
     public static long WriteOnce(file_operations fops, file filp, byte[] data) => fops.write!(filp, data, data.Length, ref filp.f_pos);
 
     /// <summary>The checker found nothing, and kmemleak finds nothing unreachable from the roots.</summary>
-    public static void AssertClean(Machine m, params object[] roots) => AssertClean(m, mempoolReserve: 0, roots);
-
-    /// <summary>
-    /// As <see cref="AssertClean(Machine, object[])"/>, for roots that hold mempools with
-    /// <paramref name="mempoolReserve"/> reserved elements in all. KNOWN RUNTIME GAP: mempool_t does
-    /// not implement IKmemleakScanned yet (Runtime/checker/kmemleak/README.md requires it), so the
-    /// scan cannot see a pool's reserve and reports it. Up to that many leaks allocated by a
-    /// pool's backing allocator are let through; any other leak fails. Delete the allowance
-    /// (and unskip <c>DriverTests.Mempool_reserve_is_reachable_through_its_pool</c>) once it does.
-    /// </summary>
-    public static void AssertClean(Machine m, int mempoolReserve, params object[] roots)
+    public static void AssertClean(Machine m, params object[] roots)
     {
         Assert.Empty(m.Reports.Select(r => r.Text));
-        var leaks = m.ScanLeaks(roots);
-        var reserve = leaks.Where(IsMempoolElement).ToList();
-        Assert.Empty(leaks.Except(reserve).Select(r => r.Text));
-        Assert.InRange(reserve.Count, 0, mempoolReserve);
+        Assert.Empty(m.ScanLeaks(roots).Select(r => r.Text));
     }
-
-    private static bool IsMempoolElement(KernelBugReport leak) =>
-        leak.Kind == BugKind.Leak && leak.Text.Contains("mempool_alloc_slab", StringComparison.Ordinal);
 
     public static void Trim(scull_dev dev)
     {
