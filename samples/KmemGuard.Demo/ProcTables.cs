@@ -34,7 +34,7 @@ internal static class ProcTables
     {
         List<SlabRow> rows = ParseSlabinfo(slabinfo);
         long Size(SlabRow r) => r.Slabs * r.PagesPerSlab * Kernel.PAGE_SIZE;
-        var shown = rows.OrderByDescending(Size).Take(top)
+        var shown = rows.Where(r => r.Slabs > 0).OrderByDescending(Size).Take(top)
             .Concat(rows.Where(r => always.Contains(r.Name)))
             .Distinct().OrderByDescending(Size).ToList();
         Console.WriteLine($" Active / Total Objects: {rows.Sum(r => r.Active)} / {rows.Sum(r => r.Total)}   caches: {rows.Count}   slab memory: {rows.Sum(Size) / 1024} KiB");
