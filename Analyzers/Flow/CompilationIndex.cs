@@ -1,0 +1,161 @@
+using System;
+using System.Collections.Concurrent;
+using System.Collections.Generic;
+using System.Collections.Immutable;
+using System.Linq;
+using System.Threading;
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.CSharp;
+using Microsoft.CodeAnalysis.CSharp.Syntax;
+using Microsoft.CodeAnalysis.Operations;
+
+namespace KmemGuard.Analyzers.Flow;
+
+/// <summary>
+/// Compilation-wide facts that a single body cannot see: what a field is ever assigned (its
+/// allocations, its delegate targets) and where a method is registered as an atomic callback.
+/// One syntactic pass over the trees indexes candidates by name; symbols are bound on demand and cached.
+/// </summary>
+internal sealed class CompilationIndex
+{
+    private readonly KmemGuardContext context;
+    private readonly Compilation compilation;
+    private readonly Lazy<NameIndex> names;
+    private readonly ConcurrentDictionary<ISymbol, ImmutableArray<IOperation>> assignedValues = new(SymbolEqualityComparer.Default);
+    private readonly ConcurrentDictionary<ISymbol, ImmutableArray<AllocationOrigin>> memberOrigins = new(SymbolEqualityComparer.Default);
+    private readonly ConcurrentDictionary<IMethodSymbol, CallbackRegistration?> callbacks = new(SymbolEqualityComparer.Default);
+
+    public CompilationIndex(KmemGuardContext context, Compilation compilation)
+    {
+        this.context = context;
+        this.compilation = compilation;
+        names = new Lazy<NameIndex>(() => NameIndex.Build(compilation), LazyThreadSafetyMode.ExecutionAndPublication);
+    }
+
+    /// <summary>Every allocation that any assignment in the compilation stores into the field or property.</summary>
+    public ImmutableArray<AllocationOrigin> OriginsOf(ISymbol member) =>
+        memberOrigins.GetOrAdd(member, m => AssignedValues(m)
+            .OfType<IInvocationOperation>()
+            .SelectMany(call => context.EffectsOf(call.TargetMethod).Allocates is { } allocation
+                ? new[] { BodyAnalysis.OriginOf(allocation, call.TargetMethod.Name, call.Arguments, call.Syntax.GetLocation(), _ => null) }
+                : context.Targets.Of(call.TargetMethod, call.Instance).SelectMany(t => context.Summaries.Get(t).Returns))
+            .Distinct()
+            .ToImmutableArray());
+
+    /// <summary>The methods a delegate-typed field or property is ever assigned (ops tables).</summary>
+    public IEnumerable<IMethodSymbol> DelegateTargetsOf(ISymbol member) =>
+        AssignedValues(member)
+            .OfType<IDelegateCreationOperation>()
+            .Select(d => d.Target)
+            .OfType<IMethodReferenceOperation>()
+            .Select(r => r.Method);
+
+    private ImmutableArray<IOperation> AssignedValues(ISymbol member) =>
+        assignedValues.GetOrAdd(member, m =>
+        {
+            var values = ImmutableArray.CreateBuilder<IOperation>();
+            if (!names.Value.Assignments.TryGetValue(m.Name, out var candidates))
+                return values.ToImmutable();
+            foreach (SyntaxNode candidate in candidates)
+            {
+                SemanticModel model = Model(candidate.SyntaxTree);
+                (ISymbol? target, ExpressionSyntax? value) = candidate switch
+                {
+                    AssignmentExpressionSyntax assignment => (model.GetSymbolInfo(assignment.Left).Symbol, assignment.Right),
+                    VariableDeclaratorSyntax declarator => (model.GetDeclaredSymbol(declarator), declarator.Initializer?.Value),
+                    PropertyDeclarationSyntax property => (model.GetDeclaredSymbol(property), property.Initializer?.Value),
+                    _ => (null, null),
+                };
+                if (value is not null && SymbolEqualityComparer.Default.Equals(target?.OriginalDefinition, m.OriginalDefinition)
+                    && model.GetOperation(value) is { } operation)
+                {
+                    values.Add(AccessPaths.Strip(operation));
+                }
+            }
+
+            return values.ToImmutable();
+        });
+
+    /// <summary>Where the method is passed to a [RunsCallback] parameter that runs it in atomic context.</summary>
+    public CallbackRegistration? CallbackOf(IMethodSymbol method) =>
+        callbacks.GetOrAdd(method, m =>
+        {
+            if (!names.Value.Arguments.TryGetValue(m.Name, out var candidates))
+                return null;
+            CallbackRegistration? found = null;
+            foreach (ArgumentSyntax argument in candidates)
+            {
+                SemanticModel model = Model(argument.SyntaxTree);
+                if (model.GetOperation(argument) is not IArgumentOperation { Parameter: { } parameter } passed
+                    || passed.Parent is not IInvocationOperation call
+                    || AccessPaths.Strip(passed.Value) is not IDelegateCreationOperation { Target: IMethodReferenceOperation reference }
+                    || !SymbolEqualityComparer.Default.Equals(reference.Method.OriginalDefinition, m.OriginalDefinition))
+                {
+                    continue;
+                }
+
+                foreach (CallbackSpec spec in context.EffectsOf(call.TargetMethod).Callbacks)
+                {
+                    if (spec.DelegateParameter == parameter.Name && SectionFacts.ForCallback(spec.Context) is { } atomic
+                        && (found is null || atomic == Section.HardIrqContext))
+                    {
+                        found = new CallbackRegistration(atomic, BodyAnalysis.CallbackDescription(call.TargetMethod, spec), call.Syntax.GetLocation());
+                    }
+                }
+            }
+
+            return found;
+        });
+
+#pragma warning disable RS1030 // Summaries and indexes need other trees' models; the driver only offers the current one.
+    private SemanticModel Model(SyntaxTree tree) => compilation.GetSemanticModel(tree);
+#pragma warning restore RS1030
+
+    private sealed class NameIndex
+    {
+        public Dictionary<string, List<SyntaxNode>> Assignments { get; } = new(StringComparer.Ordinal);
+        public Dictionary<string, List<ArgumentSyntax>> Arguments { get; } = new(StringComparer.Ordinal);
+
+        public static NameIndex Build(Compilation compilation)
+        {
+            var index = new NameIndex();
+            foreach (SyntaxTree tree in compilation.SyntaxTrees)
+            {
+                foreach (SyntaxNode node in tree.GetRoot().DescendantNodes())
+                {
+                    switch (node)
+                    {
+                        case AssignmentExpressionSyntax { RawKind: (int)SyntaxKind.SimpleAssignmentExpression } assignment when RightmostName(assignment.Left) is { } name:
+                            Add(index.Assignments, name, node);
+                            break;
+                        case VariableDeclaratorSyntax { Initializer: not null, Parent.Parent: FieldDeclarationSyntax } declarator:
+                            Add(index.Assignments, declarator.Identifier.ValueText, node);
+                            break;
+                        case PropertyDeclarationSyntax { Initializer: not null } property:
+                            Add(index.Assignments, property.Identifier.ValueText, node);
+                            break;
+                        case ArgumentSyntax argument when RightmostName(argument.Expression) is { } passed:
+                            Add(index.Arguments, passed, argument);
+                            break;
+                    }
+                }
+            }
+
+            return index;
+        }
+
+        private static string? RightmostName(ExpressionSyntax expression) => expression switch
+        {
+            IdentifierNameSyntax identifier => identifier.Identifier.ValueText,
+            MemberAccessExpressionSyntax access => access.Name.Identifier.ValueText,
+            _ => null,
+        };
+
+        private static void Add<T>(Dictionary<string, List<T>> map, string name, T node)
+        {
+            if (!map.TryGetValue(name, out var list))
+                map[name] = list = new List<T>();
+            list.Add(node);
+        }
+    }
+}
