@@ -45,8 +45,7 @@ internal sealed class CompilationIndex
     /// <summary>The methods a delegate-typed field or property is ever assigned (ops tables).</summary>
     public IEnumerable<IMethodSymbol> DelegateTargetsOf(ISymbol member) =>
         AssignedValues(member)
-            .OfType<IDelegateCreationOperation>()
-            .Select(d => d.Target)
+            .Select(value => value is IDelegateCreationOperation creation ? creation.Target : value)
             .OfType<IMethodReferenceOperation>()
             .Select(r => r.Method);
 

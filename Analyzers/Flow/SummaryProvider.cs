@@ -11,7 +11,9 @@ namespace KmemGuard.Analyzers.Flow;
 
 /// <summary>
 /// Computes a source method's summary on demand from its own operation tree and caches it for the
-/// compilation. A method already being summarized on this thread (recursion) is assumed to do nothing.
+/// compilation. A method already being summarized on this thread (recursion) is assumed to do nothing;
+/// a summary that relied on that assumption for a method still open is not cached, so that the order
+/// in which bodies are analyzed cannot change the result.
 /// </summary>
 internal sealed class SummaryProvider
 {
@@ -19,6 +21,9 @@ internal sealed class SummaryProvider
 
     [ThreadStatic]
     private static HashSet<IMethodSymbol>? inProgress;
+
+    [ThreadStatic]
+    private static HashSet<IMethodSymbol>? cutAt;
 
     private readonly KmemGuardContext context;
     private readonly Compilation compilation;
@@ -36,19 +41,28 @@ internal sealed class SummaryProvider
         if (summaries.TryGetValue(method, out var known))
             return known;
         inProgress ??= new HashSet<IMethodSymbol>(SymbolEqualityComparer.Default);
-        if (inProgress.Count >= MaxDepth || !inProgress.Add(method))
+        cutAt ??= new HashSet<IMethodSymbol>(SymbolEqualityComparer.Default);
+        if (inProgress.Contains(method) || inProgress.Count >= MaxDepth)
+        {
+            cutAt.Add(inProgress.Contains(method) ? method : inProgress.First());
             return MethodSummary.Empty;
+        }
+
+        inProgress.Add(method);
+        MethodSummary summary;
         try
         {
-            MethodSummary summary = GraphOf(method) is { } graph
+            summary = GraphOf(method) is { } graph
                 ? BodyAnalysis.Run(context, graph, method, FlowState.Empty, collectFindings: false).Summary
                 : MethodSummary.Empty;
-            return summaries.GetOrAdd(method, summary);
         }
         finally
         {
             inProgress.Remove(method);
+            cutAt.Remove(method);
         }
+
+        return cutAt.Overlaps(inProgress) ? summary : summaries.GetOrAdd(method, summary);
     }
 
     /// <summary>Records a summary that a findings pass computed from the same empty entry state.</summary>
