@@ -332,13 +332,14 @@ internal sealed partial class BodyAnalysis
         ImmutableArray<AllocationOrigin> origins = OriginsOf(freed.Value, state);
         int? freeOrder = through is not null ? through.Order
             : free.OrderParameter is null ? 0 : ConstantInt(ArgumentFor(arguments, free.OrderParameter)?.Value);
-        string freeName = through is null ? freer.Name : through.FreeName + " (in " + string.Join(" → ", chain.Select(c => c + "()")) + ")";
+        string freeName = through is null ? freer.Name : through.Freer.Name + " (in " + string.Join(" → ", chain.Select(c => c + "()")) + ")";
+        IMethodSymbol primitive = through?.Freer ?? freer;
         if (origins.IsEmpty)
         {
             if (AccessPaths.ParameterOrdinal(Path(freed.Value)) is var ordinal and >= 0)
             {
                 collector.Frees(ordinal, through is null
-                    ? new FreeEffect(free.Accepts, freer.Name, ImmutableArray.Create(ownerName), freeOrder, call.Syntax.GetLocation())
+                    ? new FreeEffect(free.Accepts, freer, ImmutableArray.Create(ownerName), freeOrder, call.Syntax.GetLocation())
                     : through.Through(ownerName));
             }
 
@@ -351,9 +352,10 @@ internal sealed partial class BodyAnalysis
             var properties = ImmutableDictionary<string, string?>.Empty;
             if ((origin.Family & ~free.Accepts) != 0)
             {
-                string suggestions = context.Catalog.FreesFor(origin.Family, freer);
+                string suggestions = context.Catalog.FreesFor(origin.Family, primitive);
                 problem = suggestions.Length == 0 ? "" : ": use " + suggestions;
-                properties = properties.Add(FixProperties.Free, context.Catalog.FirstFreeFor(origin.Family, freer));
+                if (through is null)
+                    properties = properties.Add(FixProperties.Free, context.Catalog.FirstFreeFor(origin.Family, primitive));
             }
             else if (through is null && origin.Family == Family.Pages && origin.Order is { } allocated && freeOrder is { } released && allocated != released)
             {

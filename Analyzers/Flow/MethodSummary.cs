@@ -10,7 +10,7 @@ internal sealed record SleepPath(ImmutableArray<string> Chain, string Leaf, stri
 }
 
 /// <summary>A source method frees one of its parameters (directly or further down).</summary>
-internal sealed record FreeEffect(Family Accepts, string FreeName, ImmutableArray<string> Chain, int? Order, Location Location)
+internal sealed record FreeEffect(Family Accepts, IMethodSymbol Freer, ImmutableArray<string> Chain, int? Order, Location Location)
 {
     public FreeEffect Through(string caller) => this with { Chain = Chain.Insert(0, caller) };
 }
