@@ -64,17 +64,21 @@ internal sealed class ApiCatalog
             .Where(c => !c.Effects.Leaves.IsEmpty && entered.SetEquals(c.Effects.Leaves.Select(s => s.Kind)))
             .Where(c => c.Method.Parameters.All(p => parameterNames.Contains(p.Name)))
             .OrderByDescending(c => c.Method.Parameters.Length)
-            .ThenByDescending(c => CommonPrefix(c.Method.Name, enterer.Name))
+            .ThenByDescending(c => CommonAffixes(c.Method.Name, enterer.Name))
             .Select(c => c.Method)
             .FirstOrDefault();
     }
 
-    private static int CommonPrefix(string a, string b)
+    /// <summary>How alike two names are: spin_lock/spin_unlock and get_cpu/put_cpu share their ends.</summary>
+    private static int CommonAffixes(string a, string b)
     {
-        int n = 0;
-        while (n < a.Length && n < b.Length && a[n] == b[n])
-            n++;
-        return n;
+        int prefix = 0;
+        while (prefix < a.Length && prefix < b.Length && a[prefix] == b[prefix])
+            prefix++;
+        int suffix = 0;
+        while (suffix < a.Length - prefix && suffix < b.Length - prefix && a[a.Length - 1 - suffix] == b[b.Length - 1 - suffix])
+            suffix++;
+        return prefix + suffix;
     }
 
     private IEnumerable<(IMethodSymbol Method, ApiEffects Effects)> Candidates(IMethodSymbol near)

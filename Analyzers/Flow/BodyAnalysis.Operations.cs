@@ -242,7 +242,7 @@ internal sealed partial class BodyAnalysis
     private SectionOrigin OriginOf(IOperation call, IMethodSymbol target, SectionSpec section, ImmutableArray<IArgumentOperation> arguments)
     {
         string lockText = section.LockParameter is null ? "" : TextOf(ArgumentFor(arguments, section.LockParameter));
-        string release = collector is null ? "" : context.Catalog.ReleaseFor(target, name => TextOf(ArgumentFor(arguments, name)));
+        string release = context.Catalog.ReleaseFor(target, name => TextOf(ArgumentFor(arguments, name)));
         return new SectionOrigin(target.Name + "(" + lockText + ")", call.Syntax.GetLocation(), release);
     }
 
