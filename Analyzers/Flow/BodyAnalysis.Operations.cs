@@ -263,17 +263,18 @@ internal sealed partial class BodyAnalysis
     {
         if (collector is null)
             return;
-        foreach (var pair in state.Sections)
+        // One report per entering call: spin_lock_irqsave's lock and irq sections are one imbalance.
+        var held = state.Sections
+            .Where(p => !p.Value.FromCaller && p.Value.Max > 0 && !ownerEffects.DeclaresSectionChange(p.Key.Kind))
+            .GroupBy(p => p.Value.Origin.Location);
+        foreach (var group in held)
         {
-            SectionCount count = pair.Value;
-            if (count.FromCaller || count.Max <= 0 || ownerEffects.DeclaresSectionChange(pair.Key.Kind))
-                continue;
+            SectionOrigin origin = group.First().Value.Origin;
             Location location = ExitLocations.Of(block, branch, owner);
-            string release = count.Origin.Release;
-            var properties = ImmutableDictionary<string, string?>.Empty.Add(FixProperties.Release, release);
-            collector.Report(Descriptors.SectionImbalance, location, ImmutableArray.Create(count.Origin.Location), properties,
-                count.Origin.Description + " at line " + Line(count.Origin.Location) + " is still held when " + ownerName + "() returns here"
-                + (release.Length > 0 ? ": call " + release + " first" : ""));
+            var properties = ImmutableDictionary<string, string?>.Empty.Add(FixProperties.Release, origin.Release);
+            collector.Report(Descriptors.SectionImbalance, location, ImmutableArray.Create(origin.Location), properties,
+                origin.Description + " at line " + Line(origin.Location) + " is still held when " + ownerName + "() returns here"
+                + (origin.Release.Length > 0 ? ": call " + origin.Release + " first" : ""));
         }
 
         if (block.BranchValue is { } returned && branch.Semantics == ControlFlowBranchSemantics.Return && branch == block.FallThroughSuccessor)

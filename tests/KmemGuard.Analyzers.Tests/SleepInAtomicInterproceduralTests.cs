@@ -78,7 +78,7 @@ public class SleepInAtomicInterproceduralTests
                 spin_unlock(lk);
             }
         }
-        """, Kmg("KMG0001").WithLocation(0).WithLocation(1).WithOptions(Microsoft.CodeAnalysis.Testing.DiagnosticOptions.IgnoreAdditionalLocations)
+        """, IgnoreExtra(Kmg("KMG0001").WithLocation(0).WithLocation(1))
             .WithMessage("kmalloc with GFP_KERNEL may sleep, but spin_lock(lk) at line 19 holds an atomic section: reached via f() → alloc_twice() → alloc_buf() → kmalloc"));
 
     [Fact]
@@ -142,9 +142,9 @@ public class SleepInAtomicInterproceduralTests
             }
         }
         """,
-        Kmg("KMG0001").WithLocation(0).WithLocation(1).WithOptions(Microsoft.CodeAnalysis.Testing.DiagnosticOptions.IgnoreAdditionalLocations),
-        Kmg("KMG0001").WithLocation(2).WithOptions(Microsoft.CodeAnalysis.Testing.DiagnosticOptions.IgnoreAdditionalLocations),
-        Kmg("KMG0001").WithLocation(3).WithOptions(Microsoft.CodeAnalysis.Testing.DiagnosticOptions.IgnoreAdditionalLocations));
+        IgnoreExtra(Kmg("KMG0001").WithLocation(0).WithLocation(1)),
+        IgnoreExtra(Kmg("KMG0001").WithLocation(2)),
+        IgnoreExtra(Kmg("KMG0001").WithLocation(3)));
 
     [Fact]
     public Task RecursionTerminates() => AnalyzeAsync<SleepInAtomicAnalyzer>("""
@@ -162,7 +162,7 @@ public class SleepInAtomicInterproceduralTests
                 spin_unlock(lk);
             }
         }
-        """, Kmg("KMG0001").WithLocation(0).WithLocation(1).WithOptions(Microsoft.CodeAnalysis.Testing.DiagnosticOptions.IgnoreAdditionalLocations));
+        """, IgnoreExtra(Kmg("KMG0001").WithLocation(0).WithLocation(1)));
 
     [Fact]
     public Task CalleeInAnotherFile() => AnalyzeSourcesAsync<SleepInAtomicAnalyzer>(new[]

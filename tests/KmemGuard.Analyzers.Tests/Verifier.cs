@@ -14,19 +14,27 @@ internal static class Verifier
     public static readonly ReferenceAssemblies Net100 = new(
         "net10.0", new PackageIdentity("Microsoft.NETCore.App.Ref", "10.0.12"), Path.Combine("ref", "net10.0"));
 
+    /// <summary>
+    /// The generated-code and suppression re-runs triple each test's cost; GeneratedCodeTests covers them once.
+    /// </summary>
+    public const TestBehaviors Speed = TestBehaviors.SkipGeneratedCodeCheck | TestBehaviors.SkipSuppressionCheck;
+
     public static MetadataReference Runtime { get; } = MetadataReference.CreateFromFile(typeof(KmemGuard.KPtr).Assembly.Location);
 
     /// <summary>An expected diagnostic whose message is checked only where the test says WithMessage.</summary>
     public static DiagnosticResult Kmg(string id) => new(id, DiagnosticSeverity.Warning);
 
     /// <summary>Analyzes <paramref name="body"/> (written after <see cref="Prelude.Usings"/>) together with the stand-in API.</summary>
+    /// <summary>For tests about something else than where the diagnostic's additional locations point.</summary>
+    public static DiagnosticResult IgnoreExtra(DiagnosticResult result) => result.WithOptions(DiagnosticOptions.IgnoreAdditionalLocations);
+
     public static Task AnalyzeAsync<TAnalyzer>(string body, params DiagnosticResult[] expected)
         where TAnalyzer : DiagnosticAnalyzer, new() => AnalyzeSourcesAsync<TAnalyzer>(new[] { Prelude.Usings + body }, expected);
 
     public static Task AnalyzeSourcesAsync<TAnalyzer>(string[] sources, params DiagnosticResult[] expected)
         where TAnalyzer : DiagnosticAnalyzer, new()
     {
-        var test = new CSharpAnalyzerTest<TAnalyzer, DefaultVerifier> { ReferenceAssemblies = Net100 };
+        var test = new CSharpAnalyzerTest<TAnalyzer, DefaultVerifier> { ReferenceAssemblies = Net100, TestBehaviors = Speed };
         for (int i = 0; i < sources.Length; i++)
             test.TestState.Sources.Add(($"Driver{i}.cs", sources[i]));
         test.TestState.Sources.Add(("Prelude.cs", Prelude.Source));
@@ -49,6 +57,9 @@ internal static class Verifier
             TestCode = Prelude.Usings + body,
             FixedCode = Prelude.Usings + fixedBody,
             CodeActionEquivalenceKey = equivalenceKey,
+            TestBehaviors = Speed,
+            // Fix All in document runs for every fix test; project and solution scopes in CodeFixTests.FixAllAcrossDocuments.
+            CodeFixTestBehaviors = CodeFixTestBehaviors.SkipFixAllInProjectCheck | CodeFixTestBehaviors.SkipFixAllInSolutionCheck,
         };
         test.TestState.Sources.Add(("Prelude.cs", Prelude.Source));
         test.TestState.AdditionalReferences.Add(Runtime);
