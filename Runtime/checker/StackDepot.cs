@@ -21,9 +21,15 @@ internal readonly struct CallSite : IEquatable<CallSite>
 
     public bool IsKnown => Line != 0;
 
-    public bool Equals(CallSite other) => Line == other.Line && Member == other.Member && File == other.File;
+    // Caller-info strings are literals, hence interned: compare and hash by reference first, so a
+    // depot lookup costs a few nanoseconds instead of hashing whole paths.
+    public bool Equals(CallSite other) =>
+        Line == other.Line
+        && (ReferenceEquals(File, other.File) || File == other.File)
+        && (ReferenceEquals(Member, other.Member) || Member == other.Member);
+
     public override bool Equals(object? obj) => obj is CallSite other && Equals(other);
-    public override int GetHashCode() => HashCode.Combine(Member, File, Line);
+    public override int GetHashCode() => System.Runtime.CompilerServices.RuntimeHelpers.GetHashCode(File) ^ (Line * 16777619);
 
     public override string ToString() =>
         IsKnown ? $"{Member} ({System.IO.Path.GetFileName(File)}:{Line})" : "<unknown>";
@@ -55,6 +61,7 @@ internal static class StackDepot
             var method = frame.GetMethod();
             if (method?.DeclaringType is null) continue;
             if (method.DeclaringType.Assembly.GetName().Name == s_runtimeAssembly && method.DeclaringType != typeof(Kernel)) continue;
+            if (method.DeclaringType.Namespace?.StartsWith("System", StringComparison.Ordinal) == true) continue;
             string? file = frame.GetFileName();
             text.Append(' ').Append(method.DeclaringType.Name).Append('.').Append(method.Name);
             if (file != null) text.Append(" (").Append(System.IO.Path.GetFileName(file)).Append(':').Append(frame.GetFileLineNumber()).Append(')');
@@ -75,6 +82,8 @@ internal sealed class Track
         Cpu = task.CpuId;
         Site = site;
         Jiffies = jiffies;
+        // Walk now, while the stack is the allocator's caller's, not at the first report.
+        StackText = StackDepot.Stack(site);
     }
 
     public int Pid { get; }
@@ -84,5 +93,5 @@ internal sealed class Track
     public ulong Jiffies { get; }
 
     /// <summary>The stack, formatted as KASAN prints it under "Allocated by task N:".</summary>
-    public string StackText => StackDepot.Stack(Site);
+    public string StackText { get; }
 }

@@ -90,8 +90,8 @@ public sealed partial class Machine : IDisposable
 
     internal bool IsShutDown => Volatile.Read(ref _disposed) != 0;
 
-    /// <summary>The calling thread as a task of this machine.</summary>
-    internal KTask CurrentTask => _tasks.Value!;
+    /// <summary>The calling thread as a task of this machine (or the irq/softirq context running on it).</summary>
+    internal KTask CurrentTask => ContextOverride ?? _tasks.Value!;
 
     private KTask CreateTask()
     {

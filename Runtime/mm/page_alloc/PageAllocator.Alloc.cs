@@ -1,42 +1,84 @@
 using System;
+using System.Threading;
 
 namespace KmemGuard;
 
 internal sealed partial class PageAllocator
 {
     /// <summary>
-    /// Allocates 2^order contiguous frames: zones from the highest the mask allows down to DMA,
-    /// the preferred node first. Returns null on failure; never throws for lack of memory.
+    /// __alloc_pages: 2^order contiguous frames. The fast path takes from the zonelist (the
+    /// preferred node's zones from the highest the mask allows down to DMA, then the other nodes)
+    /// above the low watermark; the slow path may dip into the reserve as the mask allows, and a
+    /// mask that may sleep reclaims and waits for frees. Returns null on failure (with a
+    /// "page allocation failure" warning unless __GFP_NOWARN); never throws for lack of memory.
     /// </summary>
     public page? Alloc(gfp_t gfp, int order, int preferredNode, CallSite site)
     {
-        if ((uint)order > Kernel.MAX_ORDER) return null;
-        page? block = TakeFromZones(gfp, order, preferredNode);
-        if (block == null) return null;
-        PrepareNewBlock(block, order, gfp, site);
+        if ((uint)order > Kernel.MAX_ORDER)
+        {
+            if ((gfp & Kernel.__GFP_NOWARN) == 0)
+                _machine.Warn(KernelLog.WarningHeader(_machine, "mm/page_alloc.c", "__alloc_pages") +
+                    $"__alloc_pages: order {order} > MAX_ORDER ({Kernel.MAX_ORDER}), mode:{GfpNames.Format(gfp)}");
+            return null;
+        }
+        MightAlloc(gfp);
+        bool fail = false;
+        ShouldFailAlloc(gfp, order, ref fail);
+        if (fail) return null;
+        KTask task = _machine.CurrentTask;
+        page? block = GetPageFromFreelist(gfp, order, preferredNode, AllocFlags.WmarkLow, task)
+            ?? AllocSlowPath(gfp, order, preferredNode, task);
+        if (block == null)
+        {
+            if ((gfp & Kernel.__GFP_NOWARN) == 0) WarnAllocFailure(gfp, order, task);
+            return null;
+        }
+        PrepareNewBlock(block, order, gfp, site, task);
         return block;
     }
 
-    private page? TakeFromZones(gfp_t gfp, int order, int preferredNode)
+    /// <summary>
+    /// might_alloc (prepare_alloc_pages): the execution-context checker implements it, in its own
+    /// partial of this class, as might_sleep_if(gfpflags_allow_blocking(gfp)).
+    /// </summary>
+    partial void MightAlloc(gfp_t gfp);
+
+    /// <summary>
+    /// should_fail_alloc_page: fault injection (fail_page_alloc) implements it in its own partial
+    /// of this class; setting <paramref name="fail"/> makes the allocation return null, with no
+    /// "page allocation failure" warning, as in the kernel.
+    /// </summary>
+    partial void ShouldFailAlloc(gfp_t gfp, int order, ref bool fail);
+
+    /// <summary>get_page_from_freelist: the first zone of the zonelist that has the pages above the mark.</summary>
+    private page? GetPageFromFreelist(gfp_t gfp, int order, int preferredNode, AllocFlags flags, KTask task)
     {
         ZoneType highest = HighestZone(gfp);
-        int nodes = _ram.Nodes.Length;
-        int first = preferredNode >= 0 && preferredNode < nodes ? preferredNode : _machine.Cpus[_machine.CurrentTask.CpuId].Node;
-        for (int n = 0; n < nodes; n++)
+        NumaNode[] nodes = _ram.Nodes;
+        int first = (uint)preferredNode < (uint)nodes.Length ? preferredNode : _machine.Cpus[task.CpuId].Node;
+        int nodeCount = (gfp & Kernel.__GFP_THISNODE) != 0 ? 1 : nodes.Length;
+        for (int n = 0; n < nodeCount; n++)
         {
-            NumaNode node = _ram.Nodes[(first + n) % nodes];
-            for (int z = node.Zones.Length - 1; z >= 0; z--)
+            Zone[] zones = nodes[(first + n) % nodes.Length].Zones;
+            for (int z = zones.Length - 1; z >= 0; z--)
             {
-                Zone zone = node.Zones[z];
+                Zone zone = zones[z];
                 if (zone.Type > highest) continue;
-                lock (zone.Lock)
-                {
-                    page? block = TakeBlockLocked(zone, order);
-                    if (block != null) return block;
-                }
+                int zoneIndex = ZoneIndex(zone);
+                if (!WatermarkOk(zone, order, flags, _lowmemReserve[zoneIndex][(int)highest])) continue;
+                page? block = order == 0 ? TakeFromPerCpu(zone, zoneIndex, (gfp & Kernel.__GFP_COLD) != 0, task) : TakeFromBuddy(zone, order);
+                if (block != null) return block;
             }
         }
         return null;
+    }
+
+    private page? TakeFromBuddy(Zone zone, int order)
+    {
+        page? block;
+        lock (zone.Lock) block = TakeBlockLocked(zone, order);
+        if (block != null) Interlocked.Add(ref zone.FreePages, -(1L << order));
+        return block;
     }
 
     /// <summary>The highest zone a mask may allocate from (gfp_zone); lower zones are the fallback.</summary>
@@ -48,9 +90,9 @@ internal sealed partial class PageAllocator
         return ZoneType.Normal;
     }
 
-    private void PrepareNewBlock(page head, int order, gfp_t gfp, CallSite site)
+    private void PrepareNewBlock(page head, int order, gfp_t gfp, CallSite site, KTask task)
     {
-        head.Flags = (head.Flags & ~(PageFlags.Buddy | PageFlags.PerCpuList)) | (order > 0 ? PageFlags.Head : PageFlags.None);
+        head.Flags = order > 0 ? PageFlags.Head : PageFlags.None;
         head.Order = order;
         head.RefCount = 1;
         head.Head = null;
@@ -62,40 +104,45 @@ internal sealed partial class PageAllocator
             tail.Head = head;
             tail.RefCount = 0;
         }
-        ulong virt = PageVirt(head);
         ulong bytes = (ulong)Kernel.PAGE_SIZE << order;
-        if (_machine.Memory.Kasan is { } kasan) kasan.Unpoison(virt, bytes);
-        if (_machine.IsChecking(Checks.Frees | Checks.Kasan | Checks.Kmemleak))
-            head.AllocTrack = new Track(_machine.CurrentTask, site, _machine.Jiffies);
-        if ((gfp & Kernel.__GFP_ZERO) != 0) Kernel.memset(new KPtr(virt), 0, bytes);
+        _machine.Memory.Kasan?.Unpoison(PageVirt(head), bytes);
+        head.AllocTrack = _machine.IsChecking(Checks.Frees | Checks.Kasan | Checks.Kmemleak) ? new Track(task, site, _machine.Jiffies) : null;
+        if ((gfp & Kernel.__GFP_ZERO) != 0) ClearBlock(head, bytes);
     }
 
-    /// <summary>Frees a block allocated with <paramref name="order"/>. The caller has checked that it is one.</summary>
-    public void Free(page head, int order, CallSite site)
+    private unsafe void ClearBlock(page head, ulong bytes) =>
+        new Span<byte>(_ram.Host(head.Pfn << Kernel.PAGE_SHIFT), (int)bytes).Clear();
+
+    /// <summary>
+    /// Frees a block allocated with <paramref name="order"/>, for subsystems that own their pages
+    /// (slab, vmalloc, large kmalloc): the caller has checked that it is one, and the page's
+    /// subsystem flags and owner are cleared here. Order 0 goes to this CPU's list (hot, or cold).
+    /// </summary>
+    public void Free(page head, int order, CallSite site, bool cold = false)
     {
+        KTask task = _machine.CurrentTask;
         for (ulong i = 1; i < 1UL << order; i++)
         {
             page tail = _ram.PageAt(head.Pfn + i);
             tail.Flags = PageFlags.None;
             tail.Head = null;
         }
-        head.Flags &= ~(PageFlags.Head | PageFlags.Slab | PageFlags.LargeKmalloc | PageFlags.Vmalloc | PageFlags.PerCpu);
+        head.Flags = PageFlags.None;
         head.RefCount = 0;
         head.Owner = null;
         if (_machine.IsChecking(Checks.Frees | Checks.Kasan | Checks.Kmemleak))
-            head.FreeTrack = new Track(_machine.CurrentTask, site, _machine.Jiffies);
+            head.FreeTrack = new Track(task, site, _machine.Jiffies);
         _machine.Memory.Kasan?.Poison(PageVirt(head), (ulong)Kernel.PAGE_SIZE << order, Kasan.PageFree);
-        lock (head.Zone.Lock) FreeBlockLocked(head, order);
-    }
-
-    /// <summary>Free pages in every zone.</summary>
-    public long FreePages
-    {
-        get
+        if (order == 0)
         {
-            long total = 0;
-            foreach (Zone zone in _ram.Zones) total += System.Threading.Volatile.Read(ref zone.FreePages);
-            return total;
+            GiveToPerCpu(head, cold, task);
         }
+        else
+        {
+            Zone zone = head.Zone;
+            lock (zone.Lock) FreeBlockLocked(head, order);
+            Interlocked.Add(ref zone.FreePages, 1L << order);
+        }
+        WakeAllocators();
     }
 }

@@ -1,11 +1,13 @@
 using System;
+using System.Threading;
 
 namespace KmemGuard;
 
 /// <summary>
 /// The buddy allocator (mm/page_alloc.c): per zone and order a free list; allocation takes the
 /// smallest free block of at least the order and splits it, free merges a block with its buddy
-/// while the buddy is free and of the same order.
+/// while the buddy is free and of the same order. Order-0 pages go through per-CPU hot/cold
+/// lists first (see PageAllocator.PerCpu.cs).
 /// </summary>
 internal sealed partial class PageAllocator
 {
@@ -18,6 +20,14 @@ internal sealed partial class PageAllocator
         _ram = machine.Ram;
         foreach (Zone zone in _ram.Zones)
             for (ulong pfn = zone.StartPfn; pfn < zone.EndPfn; pfn++) _ram.PageAt(pfn).Flags = PageFlags.Reserved;
+        _lowmemReserve = new long[_ram.Zones.Length][];
+        for (int z = 0; z < _lowmemReserve.Length; z++) _lowmemReserve[z] = new long[Enum.GetValues<ZoneType>().Length];
+        _pcp = new PerCpuPages[_ram.Zones.Length][];
+        for (int z = 0; z < _pcp.Length; z++)
+        {
+            _pcp[z] = new PerCpuPages[machine.Cpus.Length];
+            for (int cpu = 0; cpu < machine.Cpus.Length; cpu++) _pcp[z][cpu] = new PerCpuPages();
+        }
     }
 
     /// <summary>Gives every frame to the buddy allocator (a boot without bootmem).</summary>
@@ -26,7 +36,7 @@ internal sealed partial class PageAllocator
         foreach (Zone zone in _ram.Zones) FreeBootRange(zone.StartPfn, zone.EndPfn);
     }
 
-    /// <summary>Hands reserved frames [startPfn, endPfn) to the buddy lists, in the largest aligned blocks.</summary>
+    /// <summary>Hands reserved frames [startPfn, endPfn) to the buddy lists, in the largest aligned blocks (__free_pages_core).</summary>
     public void FreeBootRange(ulong startPfn, ulong endPfn)
     {
         ulong pfn = startPfn;
@@ -38,8 +48,15 @@ internal sealed partial class PageAllocator
             Zone zone = head.Zone;
             lock (zone.Lock)
             {
-                for (ulong i = 0; i < 1UL << order; i++) _ram.PageAt(pfn + i).Flags &= ~PageFlags.Reserved;
+                for (ulong i = 0; i < 1UL << order; i++)
+                {
+                    page frame = _ram.PageAt(pfn + i);
+                    frame.Flags = PageFlags.None;
+                    frame.Owner = null;
+                    frame.RefCount = 0;
+                }
                 zone.ManagedPages += 1L << order;
+                Interlocked.Add(ref zone.FreePages, 1L << order);
                 FreeBlockLocked(head, order);
             }
             _machine.Memory.Kasan?.Poison(PageVirt(head), (ulong)Kernel.PAGE_SIZE << order, Kasan.PageFree);
@@ -51,7 +68,10 @@ internal sealed partial class PageAllocator
     /// <summary>The direct-map address of a frame.</summary>
     public static ulong PageVirt(page frame) => KernelMemory.ToVirt(frame.Pfn << Kernel.PAGE_SHIFT);
 
-    /// <summary>Takes a block of exactly <paramref name="order"/> from the zone's free lists, splitting a larger one.</summary>
+    /// <summary>
+    /// Takes a block of exactly <paramref name="order"/> from the zone's free lists, splitting a
+    /// larger one. The caller accounts for the zone's free pages.
+    /// </summary>
     private page? TakeBlockLocked(Zone zone, int order)
     {
         for (int current = order; current <= Kernel.MAX_ORDER; current++)
@@ -70,17 +90,18 @@ internal sealed partial class PageAllocator
                 zone.FreeAreas[current].Push(half);
             }
             block.Order = order;
-            zone.FreePages -= 1L << order;
             return block;
         }
         return null;
     }
 
-    /// <summary>Puts a block back, merging it with its buddy for as long as the buddy is free.</summary>
+    /// <summary>
+    /// Puts a block back, merging it with its buddy for as long as the buddy is free. The caller
+    /// accounts for the zone's free pages.
+    /// </summary>
     private void FreeBlockLocked(page block, int order)
     {
         Zone zone = block.Zone;
-        zone.FreePages += 1L << order;
         ulong pfn = block.Pfn;
         while (order < Kernel.MAX_ORDER)
         {
@@ -99,5 +120,25 @@ internal sealed partial class PageAllocator
         zone.FreeAreas[order].Push(merged);
     }
 
-    partial void RecomputeWatermarks();
+    /// <summary>Free pages in every zone, on the buddy lists and on the per-CPU lists (NR_FREE_PAGES).</summary>
+    public long FreePages
+    {
+        get
+        {
+            long total = 0;
+            foreach (Zone zone in _ram.Zones) total += Volatile.Read(ref zone.FreePages);
+            return total;
+        }
+    }
+
+    /// <summary>Pages handed to the buddy allocator (totalram_pages): RAM minus what bootmem kept.</summary>
+    public long ManagedPages
+    {
+        get
+        {
+            long total = 0;
+            foreach (Zone zone in _ram.Zones) total += Volatile.Read(ref zone.ManagedPages);
+            return total;
+        }
+    }
 }
