@@ -52,7 +52,8 @@ internal sealed class ApiCatalog
         IMethodSymbol? release = releases.GetOrAdd(enterer, FindRelease);
         if (release is null)
             return "";
-        return release.Name + "(" + string.Join(", ", release.Parameters.Select(p => argumentText(p.Name))) + ")";
+        // Optional parameters ([CallerFilePath] and the like) are left to their defaults.
+        return release.Name + "(" + string.Join(", ", release.Parameters.Where(p => !p.IsOptional).Select(p => argumentText(p.Name))) + ")";
     }
 
     private IMethodSymbol? FindRelease(IMethodSymbol enterer)
@@ -62,8 +63,8 @@ internal sealed class ApiCatalog
         var parameterNames = new HashSet<string>(enterer.Parameters.Select(p => p.Name), StringComparer.Ordinal);
         return Candidates(enterer)
             .Where(c => !c.Effects.Leaves.IsEmpty && entered.SetEquals(c.Effects.Leaves.Select(s => s.Kind)))
-            .Where(c => c.Method.Parameters.All(p => parameterNames.Contains(p.Name)))
-            .OrderByDescending(c => c.Method.Parameters.Length)
+            .Where(c => c.Method.Parameters.All(p => p.IsOptional || parameterNames.Contains(p.Name)))
+            .OrderByDescending(c => c.Method.Parameters.Count(p => !p.IsOptional))
             .ThenByDescending(c => CommonAffixes(c.Method.Name, enterer.Name))
             .Select(c => c.Method)
             .FirstOrDefault();

@@ -31,13 +31,31 @@ internal static class Verifier
     public static Task AnalyzeAsync<TAnalyzer>(string body, params DiagnosticResult[] expected)
         where TAnalyzer : DiagnosticAnalyzer, new() => AnalyzeSourcesAsync<TAnalyzer>(new[] { Prelude.Usings + body }, expected);
 
+    /// <summary>Analyzes driver code written against the real Runtime API (<c>using static KmemGuard.Kernel</c>), without stand-ins.</summary>
+    public static Task AnalyzeKernelAsync<TAnalyzer>(string body, params DiagnosticResult[] expected)
+        where TAnalyzer : DiagnosticAnalyzer, new() =>
+        AnalyzeSourcesAsync<TAnalyzer>(new[] { KernelUsings + body }, expected, withPrelude: false);
+
+    public const string KernelUsings = """
+        using System;
+        using KmemGuard;
+        using static KmemGuard.Kernel;
+
+        namespace Driver;
+
+        """;
+
     public static Task AnalyzeSourcesAsync<TAnalyzer>(string[] sources, params DiagnosticResult[] expected)
+        where TAnalyzer : DiagnosticAnalyzer, new() => AnalyzeSourcesAsync<TAnalyzer>(sources, expected, withPrelude: true);
+
+    private static Task AnalyzeSourcesAsync<TAnalyzer>(string[] sources, DiagnosticResult[] expected, bool withPrelude)
         where TAnalyzer : DiagnosticAnalyzer, new()
     {
         var test = new CSharpAnalyzerTest<TAnalyzer, DefaultVerifier> { ReferenceAssemblies = Net100, TestBehaviors = Speed };
         for (int i = 0; i < sources.Length; i++)
             test.TestState.Sources.Add(($"Driver{i}.cs", sources[i]));
-        test.TestState.Sources.Add(("Prelude.cs", Prelude.Source));
+        if (withPrelude)
+            test.TestState.Sources.Add(("Prelude.cs", Prelude.Source));
         test.TestState.AdditionalReferences.Add(Runtime);
         test.ExpectedDiagnostics.AddRange(expected);
         return test.RunAsync(CancellationToken.None);
