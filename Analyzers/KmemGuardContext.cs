@@ -26,11 +26,14 @@ internal sealed class KmemGuardContext
 
     private readonly ConcurrentDictionary<IMethodSymbol, ApiEffects> effects = new(SymbolEqualityComparer.Default);
     private readonly ConcurrentDictionary<SyntaxNode, Lazy<ImmutableArray<Finding>>> bodies = new();
+    private readonly ConcurrentDictionary<SyntaxTree, SemanticModel> models = new();
+    private readonly Compilation compilation;
     private readonly AnnotationSymbols symbols;
     private readonly ulong reclaimBit;
 
     private KmemGuardContext(Compilation compilation, AnnotationSymbols symbols)
     {
+        this.compilation = compilation;
         this.symbols = symbols;
         reclaimBit = ReadReclaimBit(compilation);
         Summaries = new SummaryProvider(this, compilation);
@@ -43,6 +46,14 @@ internal sealed class KmemGuardContext
     public CompilationIndex Index { get; }
     public CallTargets Targets { get; }
     public ApiCatalog Catalog { get; }
+
+    /// <summary>
+    /// One semantic model per tree for summaries and indexes: GetSemanticModel makes a new model (and
+    /// binds again) on every call, so sharing one lets callees in the same tree share their binding.
+    /// </summary>
+#pragma warning disable RS1030 // Summaries and indexes need other trees' models; the driver only offers the current one.
+    public SemanticModel ModelOf(SyntaxTree tree) => models.GetOrAdd(tree, t => compilation.GetSemanticModel(t));
+#pragma warning restore RS1030
 
     /// <summary>The context, or null when the compilation does not reference KmemGuard's annotations.</summary>
     public static KmemGuardContext? For(Compilation compilation) =>

@@ -106,9 +106,7 @@ internal sealed class CompilationIndex
             return found;
         });
 
-#pragma warning disable RS1030 // Summaries and indexes need other trees' models; the driver only offers the current one.
-    private SemanticModel Model(SyntaxTree tree) => compilation.GetSemanticModel(tree);
-#pragma warning restore RS1030
+    private SemanticModel Model(SyntaxTree tree) => context.ModelOf(tree);
 
     private sealed class NameIndex
     {

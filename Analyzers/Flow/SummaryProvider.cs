@@ -77,9 +77,7 @@ internal sealed class SummaryProvider
                 or AccessorDeclarationSyntax { Body: not null } or AccessorDeclarationSyntax { ExpressionBody: not null });
         if (syntax is null)
             return null;
-#pragma warning disable RS1030 // The callee lives in another tree than the one being analyzed.
-        SemanticModel model = compilation.GetSemanticModel(syntax.SyntaxTree);
-#pragma warning restore RS1030
+        SemanticModel model = context.ModelOf(syntax.SyntaxTree);
         return model.GetOperation(syntax) switch
         {
             IMethodBodyOperation body => ControlFlowGraph.Create(body),

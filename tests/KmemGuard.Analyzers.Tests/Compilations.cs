@@ -18,12 +18,12 @@ internal static class Compilations
     public static ImmutableArray<DiagnosticAnalyzer> AllAnalyzers { get; } = ImmutableArray.Create<DiagnosticAnalyzer>(
         new SleepInAtomicAnalyzer(), new MismatchedFreeAnalyzer(), new PreemptibleCpuAccessAnalyzer(), new SectionImbalanceAnalyzer());
 
-    public static CSharpCompilation Create(IEnumerable<(string Path, string Text)> sources, bool withPrelude = true)
+    public static CSharpCompilation Create(IEnumerable<(string Path, string Text)> sources, bool withPrelude = true, bool referenceRuntime = true)
     {
         var trees = sources.Select(s => CSharpSyntaxTree.ParseText(s.Text, new CSharpParseOptions(LanguageVersion.Latest), s.Path)).ToList();
         if (withPrelude)
             trees.Add(CSharpSyntaxTree.ParseText(Prelude.Source, new CSharpParseOptions(LanguageVersion.Latest), "Prelude.cs"));
-        return CSharpCompilation.Create("Driver", trees, References,
+        return CSharpCompilation.Create("Driver", trees, referenceRuntime ? References : References.Remove(Verifier.Runtime),
             new CSharpCompilationOptions(OutputKind.DynamicallyLinkedLibrary, nullableContextOptions: NullableContextOptions.Enable, allowUnsafe: true));
     }
 
