@@ -18,6 +18,7 @@ public sealed class SleepInAtomicCodeFixProvider : CodeFixProvider
 {
     public const string UseGfpAtomicKey = "KMG0001.UseGfpAtomic";
     public const string BusyWaitKey = "KMG0001.BusyWait";
+    public const string AllocateBeforeLockKey = "KMG0001.AllocateBeforeLock";
 
     private const string AtomicMask = "GFP_ATOMIC";
     private const string ReclaimBit = "__GFP_DIRECT_RECLAIM";
@@ -48,6 +49,12 @@ public sealed class SleepInAtomicCodeFixProvider : CodeFixProvider
         {
             context.RegisterCodeFix(CodeAction.Create("Use GFP_ATOMIC",
                 c => UseAtomicMaskAsync(context.Document, mask, c), UseGfpAtomicKey), diagnostic);
+        }
+
+        if (diagnostic.Properties.ContainsKey("GfpParameter") && HoistTarget(model, call, diagnostic, context.CancellationToken) is var (statement, before))
+        {
+            context.RegisterCodeFix(CodeAction.Create("Allocate before taking the lock",
+                c => HoistAsync(context.Document, statement, before, c), AllocateBeforeLockKey), diagnostic);
         }
 
         if (FixHelpers.CalleeName(call) is { } name && BusyWaits.TryGetValue(name, out string? busyWait)
@@ -89,6 +96,45 @@ public sealed class SleepInAtomicCodeFixProvider : CodeFixProvider
         ParenthesizedExpressionSyntax parenthesized => Terms(parenthesized.Expression),
         _ => new[] { mask },
     };
+
+    /// <summary>
+    /// The allocation's statement and the statement that took the lock, when both are in one block and
+    /// nothing between them writes what the allocation reads (so moving it up keeps its meaning).
+    /// </summary>
+    private static (StatementSyntax Statement, StatementSyntax Lock)? HoistTarget(SemanticModel model, InvocationExpressionSyntax call, Diagnostic diagnostic, CancellationToken cancellation)
+    {
+        if (diagnostic.AdditionalLocations.Count == 0
+            || call.FirstAncestorOrSelf<StatementSyntax>() is not { Parent: BlockSyntax block } statement
+            || statement is not (LocalDeclarationStatementSyntax or ExpressionStatementSyntax))
+        {
+            return null;
+        }
+
+        var lockSpan = diagnostic.AdditionalLocations[0].SourceSpan;
+        StatementSyntax? lockStatement = block.Statements.FirstOrDefault(s => s.Span.Contains(lockSpan));
+        if (lockStatement is null || lockStatement.SpanStart >= statement.SpanStart)
+            return null;
+        int first = block.Statements.IndexOf(lockStatement);
+        int last = block.Statements.IndexOf(statement);
+        DataFlowAnalysis? between = model.AnalyzeDataFlow(block.Statements[first], block.Statements[last - 1]);
+        DataFlowAnalysis? reads = model.AnalyzeDataFlow(call);
+        if (between is null || reads is null || !between.Succeeded || !reads.Succeeded)
+            return null;
+        bool independent = !reads.ReadInside.Intersect(between.WrittenInside, SymbolEqualityComparer.Default).Any()
+            && !call.DescendantNodes().OfType<MemberAccessExpressionSyntax>().Any()
+            && !call.DescendantNodes().OfType<InvocationExpressionSyntax>().Any();
+        return independent ? (statement, lockStatement) : null;
+    }
+
+    private static async Task<Document> HoistAsync(Document document, StatementSyntax statement, StatementSyntax lockStatement, CancellationToken cancellation)
+    {
+        SyntaxNode root = (await document.GetSyntaxRootAsync(cancellation).ConfigureAwait(false))!;
+        SyntaxNode moved = root.TrackNodes(statement, lockStatement);
+        moved = moved.RemoveNode(moved.GetCurrentNode(statement)!, SyntaxRemoveOptions.KeepNoTrivia)!;
+        StatementSyntax anchor = moved.GetCurrentNode(lockStatement)!;
+        moved = moved.InsertNodesBefore(anchor, new[] { statement.WithLeadingTrivia(anchor.GetLeadingTrivia()) });
+        return document.WithSyntaxRoot(moved);
+    }
 
     private static async Task<Document> BusyWaitAsync(Document document, InvocationExpressionSyntax call, string busyWait, CancellationToken cancellation)
     {

@@ -19,16 +19,14 @@ namespace KmemGuard.Analyzers.Flow;
 internal sealed class CompilationIndex
 {
     private readonly KmemGuardContext context;
-    private readonly Compilation compilation;
     private readonly Lazy<NameIndex> names;
-    private readonly ConcurrentDictionary<ISymbol, ImmutableArray<IOperation>> assignedValues = new(SymbolEqualityComparer.Default);
+    private readonly ConcurrentDictionary<string, Dictionary<ISymbol, ImmutableArray<IOperation>>> assignmentsByName = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<ISymbol, ImmutableArray<AllocationOrigin>> memberOrigins = new(SymbolEqualityComparer.Default);
-    private readonly ConcurrentDictionary<IMethodSymbol, CallbackRegistration?> callbacks = new(SymbolEqualityComparer.Default);
+    private readonly ConcurrentDictionary<string, Dictionary<IMethodSymbol, CallbackRegistration>> callbacksByName = new(StringComparer.Ordinal);
 
     public CompilationIndex(KmemGuardContext context, Compilation compilation)
     {
         this.context = context;
-        this.compilation = compilation;
         names = new Lazy<NameIndex>(() => NameIndex.Build(compilation), LazyThreadSafetyMode.ExecutionAndPublication);
     }
 
@@ -50,11 +48,15 @@ internal sealed class CompilationIndex
             .Select(r => r.Method);
 
     private ImmutableArray<IOperation> AssignedValues(ISymbol member) =>
-        assignedValues.GetOrAdd(member, m =>
+        AssignmentsNamed(member.Name).TryGetValue(member.OriginalDefinition, out var values) ? values : ImmutableArray<IOperation>.Empty;
+
+    /// <summary>All assignments to members of this name, bound once and grouped by member (many types share field names).</summary>
+    private Dictionary<ISymbol, ImmutableArray<IOperation>> AssignmentsNamed(string name) =>
+        assignmentsByName.GetOrAdd(name, n =>
         {
-            var values = ImmutableArray.CreateBuilder<IOperation>();
-            if (!names.Value.Assignments.TryGetValue(m.Name, out var candidates))
-                return values.ToImmutable();
+            var byMember = new Dictionary<ISymbol, ImmutableArray<IOperation>>(SymbolEqualityComparer.Default);
+            if (!names.Value.Assignments.TryGetValue(n, out var candidates))
+                return byMember;
             foreach (SyntaxNode candidate in candidates)
             {
                 SemanticModel model = Model(candidate.SyntaxTree);
@@ -65,45 +67,48 @@ internal sealed class CompilationIndex
                     PropertyDeclarationSyntax property => (model.GetDeclaredSymbol(property), property.Initializer?.Value),
                     _ => (null, null),
                 };
-                if (value is not null && SymbolEqualityComparer.Default.Equals(target?.OriginalDefinition, m.OriginalDefinition)
-                    && model.GetOperation(value) is { } operation)
-                {
-                    values.Add(AccessPaths.Strip(operation));
-                }
+                if (target is null || value is null || model.GetOperation(value) is not { } operation)
+                    continue;
+                ISymbol key = target.OriginalDefinition;
+                byMember[key] = (byMember.TryGetValue(key, out var known) ? known : ImmutableArray<IOperation>.Empty).Add(AccessPaths.Strip(operation));
             }
 
-            return values.ToImmutable();
+            return byMember;
         });
 
     /// <summary>Where the method is passed to a [RunsCallback] parameter that runs it in atomic context.</summary>
     public CallbackRegistration? CallbackOf(IMethodSymbol method) =>
-        callbacks.GetOrAdd(method, m =>
+        CallbacksNamed(method.Name).TryGetValue(method.OriginalDefinition, out var registration) ? registration : null;
+
+    /// <summary>Every atomic callback registration of methods with this name, bound once (hard-irq wins over softirq).</summary>
+    private Dictionary<IMethodSymbol, CallbackRegistration> CallbacksNamed(string name) =>
+        callbacksByName.GetOrAdd(name, n =>
         {
-            if (!names.Value.Arguments.TryGetValue(m.Name, out var candidates))
-                return null;
-            CallbackRegistration? found = null;
+            var byMethod = new Dictionary<IMethodSymbol, CallbackRegistration>(SymbolEqualityComparer.Default);
+            if (!names.Value.Arguments.TryGetValue(n, out var candidates))
+                return byMethod;
             foreach (ArgumentSyntax argument in candidates)
             {
                 SemanticModel model = Model(argument.SyntaxTree);
                 if (model.GetOperation(argument) is not IArgumentOperation { Parameter: { } parameter } passed
                     || passed.Parent is not IInvocationOperation call
-                    || AccessPaths.Strip(passed.Value) is not IDelegateCreationOperation { Target: IMethodReferenceOperation reference }
-                    || !SymbolEqualityComparer.Default.Equals(reference.Method.OriginalDefinition, m.OriginalDefinition))
+                    || AccessPaths.Strip(passed.Value) is not IDelegateCreationOperation { Target: IMethodReferenceOperation reference })
                 {
                     continue;
                 }
 
                 foreach (CallbackSpec spec in context.EffectsOf(call.TargetMethod).Callbacks)
                 {
+                    IMethodSymbol key = reference.Method.OriginalDefinition;
                     if (spec.DelegateParameter == parameter.Name && SectionFacts.ForCallback(spec.Context) is { } atomic
-                        && (found is null || atomic == Section.HardIrqContext))
+                        && (!byMethod.TryGetValue(key, out var known) || atomic == Section.HardIrqContext && known.Context != atomic))
                     {
-                        found = new CallbackRegistration(atomic, BodyAnalysis.CallbackDescription(call.TargetMethod, spec), call.Syntax.GetLocation());
+                        byMethod[key] = new CallbackRegistration(atomic, BodyAnalysis.CallbackDescription(call.TargetMethod, spec), call.Syntax.GetLocation());
                     }
                 }
             }
 
-            return found;
+            return byMethod;
         });
 
     private SemanticModel Model(SyntaxTree tree) => context.ModelOf(tree);

@@ -42,11 +42,16 @@ internal sealed class SummaryProvider
             return known;
         inProgress ??= new HashSet<IMethodSymbol>(SymbolEqualityComparer.Default);
         cutAt ??= new HashSet<IMethodSymbol>(SymbolEqualityComparer.Default);
-        if (inProgress.Contains(method) || inProgress.Count >= MaxDepth)
+        if (inProgress.Contains(method))
         {
-            cutAt.Add(inProgress.Contains(method) ? method : inProgress.First());
+            cutAt.Add(method);
             return MethodSummary.Empty;
         }
+
+        // Beyond this depth callees are assumed to do nothing; the summaries above are still cached, so
+        // a chain of any length costs linear time (at the price of missing effects deeper than this).
+        if (inProgress.Count >= MaxDepth)
+            return MethodSummary.Empty;
 
         inProgress.Add(method);
         MethodSummary summary;

@@ -288,3 +288,55 @@ public class FixAllTests
     }
 
 }
+
+public class AllocateBeforeLockCodeFixTests
+{
+    [Fact]
+    public Task IndependentAllocationMovesAboveTheLock() => FixAsync<SleepInAtomicAnalyzer, SleepInAtomicCodeFixProvider>("""
+        class Dev
+        {
+            spinlock_t lk = new();
+            KPtr buf;
+            void f(int len)
+            {
+                spin_lock(lk);
+                udelay(1);
+                var p = {|#0:kmalloc(len, GFP_KERNEL)|};
+                buf = p;
+                spin_unlock(lk);
+            }
+        }
+        """, """
+        class Dev
+        {
+            spinlock_t lk = new();
+            KPtr buf;
+            void f(int len)
+            {
+                var p = kmalloc(len, GFP_KERNEL);
+                spin_lock(lk);
+                udelay(1);
+                buf = p;
+                spin_unlock(lk);
+            }
+        }
+        """, SleepInAtomicCodeFixProvider.AllocateBeforeLockKey, IgnoreExtra(Kmg("KMG0001").WithLocation(0)));
+
+    [Fact]
+    public Task DependentAllocationIsNotMoved() => FixAsync<SleepInAtomicAnalyzer, SleepInAtomicCodeFixProvider>(Dependent, Dependent,
+        SleepInAtomicCodeFixProvider.AllocateBeforeLockKey, IgnoreExtra(Kmg("KMG0001").WithLocation(0)));
+
+    private const string Dependent = """
+        class Dev
+        {
+            spinlock_t lk = new();
+            void f(int len)
+            {
+                spin_lock(lk);
+                len = len * 2;
+                var p = {|#0:kmalloc(len, GFP_KERNEL)|};
+                spin_unlock(lk);
+            }
+        }
+        """;
+}

@@ -48,7 +48,7 @@ internal static class CorpusGenerator
 
     private static string File(int i, int files, string? bug)
     {
-        string next = i + 1 < files ? $"Helpers{i + 1}.alloc_leaf(n, gfp)" : "kmalloc(n, gfp)";
+        string next = i + 1 < files ? $"Helpers{i + 1}.alloc_raw(n, gfp)" : "alloc_raw(n, gfp)";
         var s = new StringBuilder();
         s.Append(StandInKernel.Usings.Replace("namespace KmemGuard.Testing;", "namespace KmemGuard.Testing.Corpus;"));
         s.AppendLine($$"""
@@ -153,6 +153,8 @@ internal static class CorpusGenerator
                 public static KPtr alloc_buf(int n, gfp_t gfp) => alloc_leaf(n, gfp);
 
                 public static KPtr alloc_leaf(int n, gfp_t gfp) => {{next}};
+
+                public static KPtr alloc_raw(int n, gfp_t gfp) => kmalloc(n, gfp);
 
                 public static void refill(Driver{{i}} dev) => refill_1(dev, 1);
 
