@@ -66,6 +66,16 @@ internal static class KasanReport
 
     private static void AppendObject(StringBuilder text, ObjectInfo info, ulong bad)
     {
+        if (info.Family == MemoryFamily.Vmalloc)
+        {
+            if (!info.Allocated) AppendTracks(text, info);
+            // mm/kasan/report.c describes a vmalloc address by its vm_struct, whose size counts the guard page.
+            ulong mapped = (info.RequestedSize + (ulong)Kernel.PAGE_SIZE - 1) & ~((ulong)Kernel.PAGE_SIZE - 1);
+            text.Append("The buggy address belongs to the virtual mapping at\n [").Append(info.Start.ToString("x16")).Append(", ")
+                .Append((info.Start + mapped + (ulong)Kernel.PAGE_SIZE).ToString("x16")).Append(") created by:\n")
+                .Append(info.AllocTrack?.StackText ?? " <unknown>\n");
+            return;
+        }
         AppendTracks(text, info);
         text.Append("The buggy address belongs to the object at ").Append(info.Start.ToString("x16")).Append('\n');
         if (info.CacheName != null)

@@ -52,10 +52,14 @@ internal static class StackDepot
     }
 
     /// <summary>The current stack without the runtime's own frames, in the kernel's indented form.</summary>
+    /// <summary>Frames kept per stack: enough to reach the driver's entry point, not the test runner's.</summary>
+    private const int MaxFrames = 12;
+
     public static string Walk()
     {
         var trace = new StackTrace(1, true);
         var text = new StringBuilder();
+        int frames = 0;
         foreach (StackFrame frame in trace.GetFrames())
         {
             var method = frame.GetMethod();
@@ -66,7 +70,7 @@ internal static class StackDepot
             text.Append(' ').Append(method.DeclaringType.Name).Append('.').Append(method.Name);
             if (file != null) text.Append(" (").Append(System.IO.Path.GetFileName(file)).Append(':').Append(frame.GetFileLineNumber()).Append(')');
             text.Append('\n');
-            if (text.Length > 4000) break;
+            if (++frames == MaxFrames) break;
         }
         return text.ToString();
     }

@@ -21,7 +21,7 @@ public unsafe class SlabCacheBenchmarks : MachineBenchmark
     public void Setup()
     {
         BootMachine(Checks.None);
-        _cache = kmem_cache_create("bench64", ObjectSize, 0, 0, null);
+        _cache = kmem_cache_create("bench64", ObjectSize, 0, 0, null) ?? throw new System.InvalidOperationException("kmem_cache_create failed");
         for (_free = 0; _free < _freelist.Length; _free++) _freelist[_free] = NativeMemory.Alloc(ObjectSize);
     }
 

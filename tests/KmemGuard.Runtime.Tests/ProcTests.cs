@@ -119,11 +119,11 @@ public class ProcTests
         Assert.Contains("/proc/nonesuch: No such file or directory", e.Message);
         Assert.Contains("/proc/buddyinfo", e.Message);
         int reads = 0;
-        m.ProcFiles.Register("/proc/slabinfo", () => $"slabinfo - version: 2.1 read {++reads}\n");
-        Assert.Equal("slabinfo - version: 2.1 read 1\n", m.ReadProc("/proc/slabinfo"));
-        Assert.Equal("slabinfo - version: 2.1 read 2\n", m.ReadProc("/proc/slabinfo"));
+        m.ProcFiles.Register("/proc/kmemguard_test", () => $"test read {++reads}\n");
+        Assert.Equal("test read 1\n", m.ReadProc("/proc/kmemguard_test"));
+        Assert.Equal("test read 2\n", m.ReadProc("/proc/kmemguard_test"));
         Assert.Throws<InvalidOperationException>(() => m.ProcFiles.Register("/proc/slabinfo", () => ""));
-        Assert.Throws<ArgumentException>(() => m.ProcFiles.Register("slabinfo", () => ""));
+        Assert.Throws<ArgumentException>(() => m.ProcFiles.Register("kmemguard_test", () => ""));
         Assert.Contains("/proc/slabinfo", m.ProcFiles.Paths);
     }
 

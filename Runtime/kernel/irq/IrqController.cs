@@ -123,7 +123,7 @@ internal sealed class IrqController
         }
         if (removed == null)
         {
-            ReportMisuse(machine, $"Trying to free already-free IRQ {irq}", site);
+            ReportMisuse(machine, $"Trying to free already-free IRQ {irq}", "free_irq()", site);
             return;
         }
         WaitIdle(irq);
@@ -156,7 +156,7 @@ internal sealed class IrqController
                 if (replay) desc.Replay = false;
             }
         }
-        if (unbalanced) ReportMisuse(machine, $"Unbalanced enable for IRQ {irq}", site);
+        if (unbalanced) ReportMisuse(machine, $"Unbalanced enable for IRQ {irq}", "enable_irq()", site);
         else if (replay) Raise(machine, irq, machine.CurrentTask.CpuId, site);
     }
 
@@ -259,12 +259,12 @@ internal sealed class IrqController
         if (!handled) Interlocked.Increment(ref desc.Unhandled);
     }
 
-    private static void ReportMisuse(Machine machine, string message, CallSite site)
+    private static void ReportMisuse(Machine machine, string message, string function, CallSite site)
     {
         KTask task = machine.CurrentTask;
         var text = new StringBuilder();
         text.Append(message).Append('\n');
-        ContextReport.AppendWarning(text, task, site, "");
+        ContextReport.AppendWarning(text, task, site, function);
         ContextReport.AppendTail(text, task);
         machine.Reporter.Raise(BugKind.UnbalancedPreempt, text.ToString());
     }

@@ -187,12 +187,7 @@ internal sealed class Scheduler
     /// </summary>
     public void TakeCpu(KTask task)
     {
-        var spin = new SpinWait();
-        while (!TryTakeAny(task))
-        {
-            if (spin.Count < SpinsBeforeBlocking) spin.SpinOnce(sleep1Threshold: -1);
-            else WaitForRelease(() => TryTakeAny(task));
-        }
+        WaitUntil(() => TryTakeAny(task));
     }
 
     private bool TryTakeAny(KTask task)
@@ -213,22 +208,34 @@ internal sealed class Scheduler
     }
 
     /// <summary>
-    /// Blocks until a CPU is released (or a millisecond passes). A waiter must not spin for long: the
-    /// host may have descheduled the owner, and spinning would then burn the owner's time slice.
+    /// Retries <paramref name="attempt"/> (which acts when it succeeds) until it succeeds: a short
+    /// spin, then blocking until a CPU is released (or a millisecond passes). A waiter must not
+    /// spin for long: the host may have descheduled the owner, and spinning would then burn the
+    /// owner's time slice.
     /// </summary>
-    private void WaitForRelease(System.Func<bool> ready)
+    private void WaitUntil(System.Func<bool> attempt)
     {
-        Interlocked.Increment(ref _waiters);
-        try
+        var spin = new SpinWait();
+        while (!attempt())
         {
-            lock (_released)
+            if (spin.Count < SpinsBeforeBlocking)
             {
-                if (!ready()) Monitor.Wait(_released, 1);
+                spin.SpinOnce(sleep1Threshold: -1);
+                continue;
             }
-        }
-        finally
-        {
-            Interlocked.Decrement(ref _waiters);
+            Interlocked.Increment(ref _waiters);
+            try
+            {
+                lock (_released)
+                {
+                    if (attempt()) return;
+                    Monitor.Wait(_released, 1);
+                }
+            }
+            finally
+            {
+                Interlocked.Decrement(ref _waiters);
+            }
         }
     }
 
@@ -276,12 +283,7 @@ internal sealed class Scheduler
     /// <summary>Waits for a CPU that nobody holds (a bound task waits for its own).</summary>
     private void MoveOff(KTask task)
     {
-        var spin = new SpinWait();
-        while (!TryMoveToFree(task))
-        {
-            if (spin.Count < SpinsBeforeBlocking) spin.SpinOnce(sleep1Threshold: -1);
-            else WaitForRelease(() => TryMoveToFree(task));
-        }
+        WaitUntil(() => TryMoveToFree(task));
     }
 
     private bool TryMoveToFree(KTask task)

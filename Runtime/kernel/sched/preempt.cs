@@ -63,6 +63,17 @@ public static partial class Kernel
     internal static void PreemptEnableInternal(CallSite site) =>
         PreemptCountSub(Machine.Current.CurrentTask, 1, KTask.PreemptMask, "preempt_enable", site);
 
+    /// <summary>
+    /// preempt_enable_no_resched, for the runtime's own short, always balanced fast paths (the
+    /// slab's per-CPU arrays): gives the CPU back without a preemption point, so an allocation
+    /// pair does not pay for a host yield.
+    /// </summary>
+    internal static void PreemptEnableNoResched(KTask task)
+    {
+        task.PreemptCount--;
+        if (task.Preemptible && task.OwnsCpu) task.Machine.Scheduler.ReleaseCpu(task);
+    }
+
     /// <summary>Adds to preempt_count; a task that stops being preemptible takes its CPU first.</summary>
     internal static void PreemptCountAdd(KTask task, int value, CallSite site)
     {

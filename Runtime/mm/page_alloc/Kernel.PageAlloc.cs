@@ -27,13 +27,13 @@ public static partial class Kernel
     [Allocates(MemoryFamily.Pages, OrderParameter = "order")]
     public static page? alloc_pages(gfp_t gfp_mask, int order,
         [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0) =>
-        Machine.Current.PageAllocator.Alloc(gfp_mask, order, NUMA_NO_NODE, new CallSite(caller, file, line));
+        Machine.Current.PageAllocator.AllocFromCaller(gfp_mask, order, NUMA_NO_NODE, new CallSite(caller, file, line));
 
     [MaySleepIfGfp("gfp_mask")]
     [Allocates(MemoryFamily.Pages)]
     public static page? alloc_page(gfp_t gfp_mask,
         [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0) =>
-        Machine.Current.PageAllocator.Alloc(gfp_mask, 0, NUMA_NO_NODE, new CallSite(caller, file, line));
+        Machine.Current.PageAllocator.AllocFromCaller(gfp_mask, 0, NUMA_NO_NODE, new CallSite(caller, file, line));
 
     /// <summary>
     /// 2^order pages from node <paramref name="nid"/> first (then the other nodes, unless
@@ -47,7 +47,7 @@ public static partial class Kernel
         Machine m = Machine.Current;
         if (nid < NUMA_NO_NODE || nid >= m.Ram.Nodes.Length)
             throw new ArgumentOutOfRangeException(nameof(nid), nid, $"alloc_pages_node: node {nid} does not exist (this machine has {m.Ram.Nodes.Length} node(s); NUMA_NO_NODE = -1 means any).");
-        return m.PageAllocator.Alloc(gfp_mask, order, nid, new CallSite(caller, file, line));
+        return m.PageAllocator.AllocFromCaller(gfp_mask, order, nid, new CallSite(caller, file, line));
     }
 
     /// <summary>The kernel address of 2^order pages, or 0. __GFP_HIGHMEM is ignored: the pages must have an address.</summary>
@@ -56,7 +56,7 @@ public static partial class Kernel
     public static ulong __get_free_pages(gfp_t gfp_mask, int order,
         [CallerMemberName] string caller = "", [CallerFilePath] string file = "", [CallerLineNumber] int line = 0)
     {
-        page? p = Machine.Current.PageAllocator.Alloc(gfp_mask & ~__GFP_HIGHMEM, order, NUMA_NO_NODE, new CallSite(caller, file, line));
+        page? p = Machine.Current.PageAllocator.AllocFromCaller(gfp_mask & ~__GFP_HIGHMEM, order, NUMA_NO_NODE, new CallSite(caller, file, line));
         return p == null ? 0 : PageAllocator.PageVirt(p);
     }
 
@@ -190,7 +190,7 @@ public static partial class Kernel
         int order = get_order(size);
         Machine m = Machine.Current;
         var site = new CallSite(caller, file, line);
-        page? block = m.PageAllocator.Alloc(gfp_mask & ~(__GFP_HIGHMEM | __GFP_COMP), order, NUMA_NO_NODE, site);
+        page? block = m.PageAllocator.AllocFromCaller(gfp_mask & ~(__GFP_HIGHMEM | __GFP_COMP), order, NUMA_NO_NODE, site);
         if (block == null) return NULL;
         split_page(block, order);
         ulong used = (size.Value + (ulong)PAGE_SIZE - 1) >> PAGE_SHIFT;

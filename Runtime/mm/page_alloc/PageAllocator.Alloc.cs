@@ -21,10 +21,8 @@ internal sealed partial class PageAllocator
                     $"__alloc_pages: order {order} > MAX_ORDER ({Kernel.MAX_ORDER}), mode:{GfpNames.Format(gfp)}");
             return null;
         }
-        MightAlloc(gfp);
-        bool fail = false;
-        ShouldFailAlloc(gfp, order, ref fail);
-        if (fail) return null;
+        // should_fail_alloc_page: an injected failure returns NULL with no warning, as in the kernel.
+        if (_machine.ShouldFailPage(gfp, order)) return null;
         KTask task = _machine.CurrentTask;
         page? block = GetPageFromFreelist(gfp, order, preferredNode, AllocFlags.WmarkLow, task)
             ?? AllocSlowPath(gfp, order, preferredNode, task);
@@ -38,17 +36,15 @@ internal sealed partial class PageAllocator
     }
 
     /// <summary>
-    /// might_alloc (prepare_alloc_pages): the execution-context checker implements it, in its own
-    /// partial of this class, as might_sleep_if(gfpflags_allow_blocking(gfp)).
+    /// <see cref="Alloc"/> for a caller outside mm (the page API, large kmalloc): might_alloc
+    /// first. Slab, vmalloc and per-CPU check at their own entry and call <see cref="Alloc"/>, so
+    /// that one bad call gives one report.
     /// </summary>
-    partial void MightAlloc(gfp_t gfp);
-
-    /// <summary>
-    /// should_fail_alloc_page: fault injection (fail_page_alloc) implements it in its own partial
-    /// of this class; setting <paramref name="fail"/> makes the allocation return null, with no
-    /// "page allocation failure" warning, as in the kernel.
-    /// </summary>
-    partial void ShouldFailAlloc(gfp_t gfp, int order, ref bool fail);
+    public page? AllocFromCaller(gfp_t gfp, int order, int preferredNode, CallSite site)
+    {
+        if (Kernel.gfpflags_allow_blocking(gfp)) Kernel.MightSleep(site);
+        return Alloc(gfp, order, preferredNode, site);
+    }
 
     /// <summary>get_page_from_freelist: the first zone of the zonelist that has the pages above the mark.</summary>
     private page? GetPageFromFreelist(gfp_t gfp, int order, int preferredNode, AllocFlags flags, KTask task)

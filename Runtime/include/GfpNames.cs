@@ -44,21 +44,22 @@ internal static class GfpNames
     };
 
     /// <summary>"0x&lt;hex&gt;(NAME|NAME)", as warn_alloc prints mode:%#x(%pGg).</summary>
-    public static string Format(gfp_t gfp)
+    public static string Format(gfp_t gfp) => "0x" + ((uint)gfp).ToString("x") + "(" + (gfp == 0 ? "" : Names(gfp)) + ")";
+
+    /// <summary>The names alone, "NAME|NAME" (%pGg); "none" for an empty mask.</summary>
+    public static string Names(gfp_t gfp)
     {
+        if (gfp == 0) return "none";
         var text = new StringBuilder();
-        text.Append("0x").Append(((uint)gfp).ToString("x")).Append('(');
         gfp_t left = gfp;
-        bool first = true;
         foreach (var (mask, name) in s_names)
         {
             if ((left & mask) != mask) continue;
             left &= ~mask;
-            if (!first) text.Append('|');
+            if (text.Length != 0) text.Append('|');
             text.Append(name);
-            first = false;
         }
-        if (left != 0) text.Append(first ? "" : "|").Append("0x").Append(((uint)left).ToString("x"));
-        return text.Append(')').ToString();
+        if (left != 0) text.Append(text.Length != 0 ? "|" : "").Append("0x").Append(((uint)left).ToString("x"));
+        return text.ToString();
     }
 }

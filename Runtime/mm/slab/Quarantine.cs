@@ -1,0 +1,149 @@
+using System;
+using System.Collections.Generic;
+using System.Threading;
+
+namespace KmemGuard;
+
+/// <summary>
+/// KASAN's quarantine (mm/kasan/quarantine.c): freed slab objects wait here, poisoned, before
+/// they can be reused, so that a use after free hits poisoned memory. Each CPU fills a batch
+/// without a lock; full batches join a global FIFO bounded by bytes (1/32 of RAM, as
+/// QUARANTINE_FRACTION), whose oldest batches go back to their slabs.
+/// </summary>
+internal sealed class Quarantine
+{
+    private const int BatchObjects = 256;
+
+    private sealed class Batch
+    {
+        public readonly ulong[] Objects = new ulong[BatchObjects];
+        public int Count;
+        public long Bytes;
+    }
+
+    private readonly SlabAllocator _slab;
+    private readonly long _maxBytes;
+    private readonly long _perCpuBytes;
+    private readonly Batch[] _pending;
+    private readonly Queue<Batch> _global = new();
+    private readonly Lock _lock = new();
+    private long _globalBytes;
+
+    public Quarantine(SlabAllocator slab, ulong maxBytes, int cpus)
+    {
+        _slab = slab;
+        _maxBytes = (long)maxBytes;
+        _perCpuBytes = Math.Max(_maxBytes / (4 * cpus), 1);
+        _pending = new Batch[cpus];
+        for (int i = 0; i < cpus; i++) _pending[i] = new Batch();
+    }
+
+    /// <summary>Bytes waiting in the global FIFO (not counting the CPUs' open batches).</summary>
+    public long GlobalBytes => Volatile.Read(ref _globalBytes);
+
+    /// <summary>Quarantines a freed object; the caller owns CPU <paramref name="cpu"/>.</summary>
+    public void Put(int cpu, ulong obj, uint size)
+    {
+        Batch batch = _pending[cpu];
+        batch.Objects[batch.Count++] = obj;
+        batch.Bytes += size;
+        if (batch.Count == BatchObjects || batch.Bytes >= _perCpuBytes) FlushPending(cpu);
+    }
+
+    /// <summary>Moves CPU <paramref name="cpu"/>'s open batch to the global FIFO and trims it to its bound (the caller owns the CPU).</summary>
+    public void FlushPending(int cpu)
+    {
+        Batch batch = _pending[cpu];
+        if (batch.Count == 0) return;
+        _pending[cpu] = new Batch();
+        List<Batch>? evicted = null;
+        lock (_lock)
+        {
+            _global.Enqueue(batch);
+            _globalBytes += batch.Bytes;
+            while (_globalBytes > _maxBytes && _global.Count > 0)
+            {
+                Batch oldest = _global.Dequeue();
+                _globalBytes -= oldest.Bytes;
+                (evicted ??= new List<Batch>()).Add(oldest);
+            }
+        }
+        if (evicted != null) foreach (Batch old in evicted) Release(old.Objects, old.Count);
+    }
+
+    /// <summary>Empties the global FIFO (memory pressure); returns the objects released.</summary>
+    public int DrainAll()
+    {
+        Batch[] all;
+        lock (_lock)
+        {
+            all = _global.ToArray();
+            _global.Clear();
+            _globalBytes = 0;
+        }
+        int released = 0;
+        foreach (Batch batch in all)
+        {
+            Release(batch.Objects, batch.Count);
+            released += batch.Count;
+        }
+        return released;
+    }
+
+    /// <summary>quarantine_remove_cache: releases every quarantined object of <paramref name="cache"/> (the CPUs' batches are flushed first).</summary>
+    public void RemoveCache(kmem_cache_t cache)
+    {
+        var mine = new List<ulong>();
+        lock (_lock)
+        {
+            foreach (Batch batch in _global)
+            {
+                int kept = 0;
+                long bytes = 0;
+                for (int i = 0; i < batch.Count; i++)
+                {
+                    ulong obj = batch.Objects[i];
+                    if (_slab.SlabOf(obj)!.Cache == cache)
+                    {
+                        mine.Add(obj);
+                        continue;
+                    }
+                    batch.Objects[kept++] = obj;
+                    bytes += _slab.SlabOf(obj)!.Cache.Size;
+                }
+                _globalBytes -= batch.Bytes - bytes;
+                batch.Count = kept;
+                batch.Bytes = bytes;
+            }
+        }
+        Release(mine.ToArray(), mine.Count);
+    }
+
+    /// <summary>Objects of <paramref name="cache"/> in quarantine, global and per CPU (a racy count, for tests and /proc).</summary>
+    public int Count(kmem_cache_t cache)
+    {
+        int count = 0;
+        lock (_lock)
+            foreach (Batch batch in _global) count += CountIn(batch, cache);
+        foreach (Batch batch in _pending) count += CountIn(batch, cache);
+        return count;
+    }
+
+    private int CountIn(Batch batch, kmem_cache_t cache)
+    {
+        int count = 0;
+        for (int i = 0; i < batch.Count; i++)
+            if (_slab.SlabOf(batch.Objects[i])?.Cache == cache) count++;
+        return count;
+    }
+
+    private void Release(ulong[] objects, int count)
+    {
+        for (int i = 0; i < count; i++)
+        {
+            Slab slab = _slab.SlabOf(objects[i])!;
+            if (slab.State != null) slab.State[slab.StrideIndex(objects[i])] = Slab.ObjectFree;
+        }
+        _slab.ReturnToSlabs(objects, count);
+    }
+}
