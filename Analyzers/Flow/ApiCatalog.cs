@@ -28,8 +28,7 @@ internal sealed class ApiCatalog
     /// <summary>"vfree or kvfree": the frees that accept the family, exact matches first.</summary>
     public string FreesFor(Family family, IMethodSymbol near)
     {
-        var names = Candidates(near)
-            .Where(c => c.Effects.Frees is { } f && (family & ~f.Accepts) == 0)
+        var names = FirstNonEmpty(Candidates(near).Select(type => type.Where(c => c.Effects.Frees is { } f && (family & ~f.Accepts) == 0)))
             .OrderBy(c => c.Effects.Frees!.Accepts == family ? 0 : 1)
             .ThenBy(c => c.Method.Name, StringComparer.Ordinal)
             .Select(c => c.Method.Name)
@@ -61,9 +60,9 @@ internal sealed class ApiCatalog
         ApiEffects effects = context.EffectsOf(enterer);
         var entered = new HashSet<Section>(effects.Enters.Concat(effects.EntersIfTrue).Select(s => s.Kind));
         var parameterNames = new HashSet<string>(enterer.Parameters.Select(p => p.Name), StringComparer.Ordinal);
-        return Candidates(enterer)
-            .Where(c => !c.Effects.Leaves.IsEmpty && entered.SetEquals(c.Effects.Leaves.Select(s => s.Kind)))
-            .Where(c => c.Method.Parameters.All(p => p.IsOptional || parameterNames.Contains(p.Name)))
+        return FirstNonEmpty(Candidates(enterer).Select(type => type
+                .Where(c => !c.Effects.Leaves.IsEmpty && entered.SetEquals(c.Effects.Leaves.Select(s => s.Kind)))
+                .Where(c => c.Method.Parameters.All(p => p.IsOptional || parameterNames.Contains(p.Name)))))
             .OrderByDescending(c => c.Method.Parameters.Count(p => !p.IsOptional))
             .ThenByDescending(c => CommonAffixes(c.Method.Name, enterer.Name))
             .Select(c => c.Method)
@@ -82,11 +81,13 @@ internal sealed class ApiCatalog
         return prefix + suffix;
     }
 
-    private IEnumerable<(IMethodSymbol Method, ApiEffects Effects)> Candidates(IMethodSymbol near)
-    {
-        var types = new[] { near.ContainingType, kernel }.Where(t => t is not null).Distinct<INamedTypeSymbol?>(SymbolEqualityComparer.Default);
-        return types.SelectMany(t => annotated.GetOrAdd(t!, Annotated));
-    }
+    /// <summary>The API's own type first (a wrapper family suggests its own functions), then KmemGuard.Kernel.</summary>
+    private IEnumerable<ImmutableArray<(IMethodSymbol Method, ApiEffects Effects)>> Candidates(IMethodSymbol near) =>
+        new[] { near.ContainingType, kernel }.Where(t => t is not null).Distinct<INamedTypeSymbol?>(SymbolEqualityComparer.Default)
+            .Select(t => annotated.GetOrAdd(t!, Annotated));
+
+    private static IEnumerable<T> FirstNonEmpty<T>(IEnumerable<IEnumerable<T>> groups) =>
+        groups.Select(g => g.ToList()).FirstOrDefault(g => g.Count > 0) ?? Enumerable.Empty<T>();
 
     private ImmutableArray<(IMethodSymbol, ApiEffects)> Annotated(INamedTypeSymbol type) =>
         type.GetMembers().OfType<IMethodSymbol>()

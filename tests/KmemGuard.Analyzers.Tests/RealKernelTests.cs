@@ -79,4 +79,53 @@ public class RealKernelTests
         }
         """, Kmg("KMG0004").WithLocation(0).WithLocation(1)
             .WithMessage("spin_lock_irqsave(lk) at line 11 is still held when f() returns here: call spin_unlock_irqrestore(lk, flags) first"));
+
+    [Fact]
+    public Task MemoryAndPerCpuOfTheRuntime() => AnalyzeKernelAsync<MismatchedFreeAnalyzer>("""
+        class Dev
+        {
+            KPtr ring;
+            void open() => ring = {|#1:vmalloc(1 << 16)|};
+            void close()
+            {
+                {|#0:kfree(ring)|};
+                KPtr k = kmalloc(64, GFP_KERNEL);
+                kfree(k);
+                KPtr v = vmalloc(64);
+                vfree(v);
+            }
+        }
+        """, Kmg("KMG0002").WithLocation(0).WithLocation(1)
+            .WithMessage("memory from vmalloc at line 9 is freed with kfree: use vfree or kvfree"));
+
+    [Fact]
+    public Task SleepingKmallocAndPreemptibleCpuOfTheRuntime() => AnalyzeKernelAsync<SleepInAtomicAnalyzer>("""
+        class Dev
+        {
+            spinlock_t lk = new();
+            void f()
+            {
+                {|#1:spin_lock(lk)|};
+                KPtr p = {|#0:kmalloc(64, GFP_KERNEL)|};
+                KPtr q = kmalloc(64, GFP_ATOMIC);
+                spin_unlock(lk);
+                kfree(p);
+                kfree(q);
+            }
+        }
+        """, Kmg("KMG0001").WithLocation(0).WithLocation(1));
+
+    [Fact]
+    public Task SmpProcessorIdOfTheRuntime() => AnalyzeKernelAsync<PreemptibleCpuAccessAnalyzer>("""
+        class Dev
+        {
+            int f()
+            {
+                int cpu = get_cpu();
+                int same = smp_processor_id();
+                put_cpu();
+                return cpu + same + {|#0:smp_processor_id()|};
+            }
+        }
+        """, Kmg("KMG0003").WithLocation(0));
 }
