@@ -1,0 +1,379 @@
+using System.Collections.Generic;
+using System.Collections.Immutable;
+using System.Linq;
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.FlowAnalysis;
+using Microsoft.CodeAnalysis.Operations;
+
+namespace KmemGuard.Analyzers.Flow;
+
+internal sealed partial class BodyAnalysis
+{
+    private FlowState Visit(IOperation operation, FlowState state)
+    {
+        switch (operation)
+        {
+            case IInvocationOperation call:
+                state = VisitChildren(call, state);
+                return OnCall(call.TargetMethod, call, call.Arguments, call.Instance, state);
+            case IObjectCreationOperation { Constructor: { } constructor } creation:
+                state = VisitChildren(creation, state);
+                return OnCall(constructor, creation, creation.Arguments, null, state);
+            case ISimpleAssignmentOperation assignment:
+                state = VisitChildren(assignment, state);
+                return Path(assignment.Target) is { } target ? state.SetValue(target, OriginsOf(assignment.Value, state)) : state;
+            case ICompoundAssignmentOperation or IIncrementOrDecrementOperation:
+                state = VisitChildren(operation, state);
+                IOperation changed = operation is ICompoundAssignmentOperation compound ? compound.Target : ((IIncrementOrDecrementOperation)operation).Target;
+                return Path(changed) is { } killed ? state.Kill(killed) : state;
+            case IFlowCaptureOperation capture:
+                state = Visit(capture.Value, state);
+                return state.SetValue(CaptureName(capture.Id), OriginsOf(capture.Value, state));
+            case IFlowAnonymousFunctionOperation lambda:
+                collector?.AddLambda(lambda, null);
+                return state;
+            default:
+                return VisitChildren(operation, state);
+        }
+    }
+
+    private FlowState VisitChildren(IOperation operation, FlowState state)
+    {
+        foreach (IOperation child in operation.ChildOperations)
+            state = Visit(child, state);
+        return state;
+    }
+
+    private string CaptureName(CaptureId id)
+    {
+        if (!captureNames.TryGetValue(id, out string? name))
+        {
+            name = "#" + captureNames.Count;
+            captureNames[id] = name;
+        }
+
+        return name;
+    }
+
+    private string? Path(IOperation? operation) => AccessPaths.Of(operation, owner, CaptureName);
+
+    private static IArgumentOperation? ArgumentFor(ImmutableArray<IArgumentOperation> arguments, string? parameter) =>
+        parameter is null ? null : arguments.FirstOrDefault(a => a.Parameter?.Name == parameter);
+
+    private static IArgumentOperation? ArgumentAt(ImmutableArray<IArgumentOperation> arguments, int ordinal) =>
+        arguments.FirstOrDefault(a => a.Parameter?.Ordinal == ordinal);
+
+    private static string TextOf(IOperation? operation) => operation?.Syntax switch
+    {
+        null => "",
+        Microsoft.CodeAnalysis.CSharp.Syntax.ArgumentSyntax { Expression: Microsoft.CodeAnalysis.CSharp.Syntax.DeclarationExpressionSyntax declaration } =>
+            declaration.Designation.ToString(),
+        Microsoft.CodeAnalysis.CSharp.Syntax.ArgumentSyntax argument => argument.Expression.ToString(),
+        var syntax => syntax.ToString(),
+    };
+
+    // ---- Calls -------------------------------------------------------------------------------
+
+    private FlowState OnCall(IMethodSymbol target, IOperation call, ImmutableArray<IArgumentOperation> arguments, IOperation? instance, FlowState state)
+    {
+        ApiEffects effects = context.EffectsOf(target);
+        if (effects.IsAnnotated)
+            return OnAnnotatedCall(target, effects, call, arguments, state);
+
+        ImmutableArray<IMethodSymbol> callees = context.Targets.Of(target, instance);
+        foreach (IMethodSymbol callee in callees)
+            state = ApplySummary(callee, SummaryOf(callee), call, arguments, instance, state, applySections: callees.Length == 1);
+        return state;
+    }
+
+    private MethodSummary SummaryOf(IMethodSymbol callee)
+    {
+        if (callee.MethodKind != MethodKind.LocalFunction)
+            return context.Summaries.Get(callee);
+        if (localFunctionSummaries.TryGetValue(callee, out var known))
+            return known;
+        localFunctionSummaries[callee] = MethodSummary.Empty; // recursion: assume nothing
+        MethodSummary summary = graph.GetLocalFunctionControlFlowGraphInScope(callee) is { } localGraph
+            ? new BodyAnalysis(context, localGraph, callee, localFunctionSummaries).Analyze(FlowState.Empty, false).Summary
+            : MethodSummary.Empty;
+        localFunctionSummaries[callee] = summary;
+        return summary;
+    }
+
+    private FlowState OnAnnotatedCall(IMethodSymbol target, ApiEffects effects, IOperation call, ImmutableArray<IArgumentOperation> arguments, FlowState state)
+    {
+        if (effects.MaySleep)
+        {
+            OnSleep(call, state, new SleepPath(ImmutableArray<string>.Empty, target.Name, target.Name, call.Syntax.GetLocation()), null);
+        }
+        else if (effects.SleepIfGfpParameter is { } gfpParameter && ArgumentFor(arguments, gfpParameter) is { } mask)
+        {
+            var path = new SleepPath(ImmutableArray<string>.Empty, target.Name + " with " + TextOf(mask), target.Name, call.Syntax.GetLocation());
+            OnConditionalSleep(call, state, path, mask);
+        }
+
+        if (effects.Frees is { } free && ArgumentFor(arguments, free.Parameter) is { } freed)
+            CheckFree(call, target, free, arguments, freed, state, ImmutableArray<string>.Empty);
+
+        if (effects.RequiresPreemptionDisabled && !state.MayPinCpu())
+            collector?.Report(Descriptors.PreemptibleCpuAccess, call.Syntax.GetLocation(), ImmutableArray<Location>.Empty,
+                ImmutableDictionary<string, string?>.Empty, target.Name + "()", ownerName + "()");
+
+        foreach (SectionSpec section in effects.Leaves)
+            state = LeaveSection(IdOf(section, arguments), OriginOf(call, target, section, arguments), call, state);
+        foreach (SectionSpec section in effects.Enters)
+            state = state.Enter(IdOf(section, arguments), OriginOf(call, target, section, arguments));
+
+        foreach (CallbackSpec callback in effects.Callbacks)
+        {
+            if (SectionFacts.ForCallback(callback.Context) is not { } atomic || ArgumentFor(arguments, callback.DelegateParameter) is not { } handler)
+                continue;
+            var registration = new CallbackRegistration(atomic, CallbackDescription(target, callback), call.Syntax.GetLocation());
+            switch (AccessPaths.Strip(handler.Value))
+            {
+                case IDelegateCreationOperation { Target: IFlowAnonymousFunctionOperation lambda }:
+                    collector?.AddLambda(lambda, registration);
+                    break;
+                case IDelegateCreationOperation { Target: IMethodReferenceOperation { Method: { MethodKind: MethodKind.LocalFunction } local } }:
+                    collector?.AddLocalCallback(local, registration);
+                    break;
+            }
+        }
+
+        return state;
+    }
+
+    public static string CallbackDescription(IMethodSymbol registrar, CallbackSpec callback) =>
+        callback.Context == CallbackContextKind.HardIrq
+            ? "it runs as a hard-irq handler registered by " + registrar.Name
+            : "it runs in softirq context as the callback registered by " + registrar.Name;
+
+    private FlowState ApplySummary(IMethodSymbol callee, MethodSummary summary, IOperation call, ImmutableArray<IArgumentOperation> arguments,
+        IOperation? instance, FlowState state, bool applySections)
+    {
+        if (summary.IsEmpty)
+            return state;
+        string name = DisplayName(callee);
+        if (summary.Sleeps is { } sleeps)
+            OnSleep(call, state, sleeps, null);
+        foreach (var pair in summary.SleepsIfGfp)
+        {
+            if (ArgumentAt(arguments, pair.Key) is { } mask)
+            {
+                string leaf = pair.Value.LeafName + " with " + TextOf(mask);
+                OnConditionalSleep(call, state, pair.Value with { Leaf = leaf }, mask);
+            }
+        }
+
+        foreach (var pair in summary.FreesParameter)
+        {
+            if (ArgumentAt(arguments, pair.Key) is { } freed)
+            {
+                var free = new FreeSpec(pair.Value.Accepts, "", null, null);
+                CheckFree(call, callee, free, arguments, freed, state, pair.Value.Chain, pair.Value);
+            }
+        }
+
+        if (!applySections)
+            return state;
+        string? receiver = instance is null ? (callee.IsStatic ? null : AccessPaths.This) : Path(instance);
+        foreach (SectionDelta delta in summary.SectionChanges)
+        {
+            string? lockPath = AccessPaths.Rebase(delta.Id.Lock, ordinal => Path(ArgumentAt(arguments, ordinal)?.Value), receiver);
+            var id = new SectionId(delta.Id.Kind, lockPath);
+            var origin = new SectionOrigin(name + "(" + string.Join(", ", arguments.Select(a => TextOf(a))) + ")", call.Syntax.GetLocation());
+            for (int i = 0; i < delta.Delta; i++)
+                state = state.Enter(id, origin);
+            for (int i = 0; i > delta.Delta; i--)
+                state = LeaveSection(id, origin, call, state);
+        }
+
+        return state;
+    }
+
+    // ---- Sleeping ----------------------------------------------------------------------------
+
+    private void OnConditionalSleep(IOperation call, FlowState state, SleepPath path, IArgumentOperation mask)
+    {
+        switch (context.GfpSleeps(mask.Value))
+        {
+            case true:
+                OnSleep(call, state, path, mask);
+                break;
+            case null when AccessPaths.ParameterOrdinal(Path(mask.Value)) is var ordinal and >= 0:
+                collector?.SleepsIfGfp(ordinal, path.Through(ownerName));
+                break;
+        }
+    }
+
+    private void OnSleep(IOperation call, FlowState state, SleepPath path, IArgumentOperation? mask)
+    {
+        if (collector is null)
+            return;
+        if (state.MustAtomic() is not { } atomic)
+        {
+            collector.Sleeps(path.Through(ownerName));
+            return;
+        }
+
+        string via = path.Chain.IsEmpty ? "" : ": reached via " + string.Join(" → ", new[] { ownerName }.Concat(path.Chain).Concat(new[] { path.LeafName }).Select((n, i) => i == path.Chain.Length + 1 ? n : n + "()"));
+        string holder = atomic.FromCaller
+            ? atomic.Origin.Description + " (line " + Line(atomic.Origin.Location) + ")"
+            : atomic.Origin.Description + " at line " + Line(atomic.Origin.Location) + " holds an atomic section";
+        var additional = ImmutableArray.Create(atomic.Origin.Location);
+        if (!path.Chain.IsEmpty)
+            additional = additional.Add(path.LeafLocation);
+        var properties = ImmutableDictionary<string, string?>.Empty;
+        if (path.Chain.IsEmpty && mask is not null)
+            properties = properties.Add(FixProperties.GfpParameter, mask.Parameter?.Name);
+        collector.Report(Descriptors.SleepInAtomic, call.Syntax.GetLocation(), additional, properties, path.Leaf, holder, via);
+    }
+
+    // ---- Sections ----------------------------------------------------------------------------
+
+    private SectionId IdOf(SectionSpec section, ImmutableArray<IArgumentOperation> arguments) =>
+        new(section.Kind, section.LockParameter is null ? null : Path(ArgumentFor(arguments, section.LockParameter)?.Value));
+
+    private SectionId IdOf(SectionSpec section, IInvocationOperation call) => IdOf(section, call.Arguments);
+
+    private SectionOrigin OriginOf(IInvocationOperation call, SectionSpec section) =>
+        OriginOf(call, call.TargetMethod, section, call.Arguments);
+
+    private SectionOrigin OriginOf(IOperation call, IMethodSymbol target, SectionSpec section, ImmutableArray<IArgumentOperation> arguments)
+    {
+        string lockText = section.LockParameter is null ? "" : TextOf(ArgumentFor(arguments, section.LockParameter));
+        string release = context.Catalog.ReleaseFor(target, name => TextOf(ArgumentFor(arguments, name)));
+        return new SectionOrigin(target.Name + "(" + lockText + ")", call.Syntax.GetLocation(), release);
+    }
+
+    private FlowState LeaveSection(SectionId id, SectionOrigin origin, IOperation call, FlowState state)
+    {
+        FlowState after = state.Leave(id, origin, out SectionCount? before);
+        if (collector is not null && before is { Min: <= 0, Max: > 0 } && !ownerEffects.DeclaresSectionChange(id.Kind))
+        {
+            collector.Report(Descriptors.SectionImbalance, call.Syntax.GetLocation(), ImmutableArray.Create(before.Origin.Location),
+                ImmutableDictionary<string, string?>.Empty,
+                origin.Description + " leaves a section that " + before.Origin.Description + " at line " + Line(before.Origin.Location) + " entered on only some paths to it");
+        }
+
+        return after;
+    }
+
+    private void OnExit(BasicBlock block, ControlFlowBranch branch, FlowState state)
+    {
+        if (collector is null)
+            return;
+        // One report per entering call: spin_lock_irqsave's lock and irq sections are one imbalance.
+        var held = state.Sections
+            .Where(p => !p.Value.FromCaller && p.Value.Max > 0 && !ownerEffects.DeclaresSectionChange(p.Key.Kind))
+            .GroupBy(p => p.Value.Origin.Location);
+        foreach (var group in held)
+        {
+            SectionOrigin origin = group.First().Value.Origin;
+            Location location = ExitLocations.Of(block, branch, owner);
+            var properties = ImmutableDictionary<string, string?>.Empty.Add(FixProperties.Release, origin.Release);
+            collector.Report(Descriptors.SectionImbalance, location, ImmutableArray.Create(origin.Location), properties,
+                origin.Description + " at line " + Line(origin.Location) + " is still held when " + ownerName + "() returns here"
+                + (origin.Release.Length > 0 ? ": call " + origin.Release + " first" : ""));
+        }
+
+        if (block.BranchValue is { } returned && branch.Semantics == ControlFlowBranchSemantics.Return && branch == block.FallThroughSuccessor)
+            collector.Returns(OriginsOf(returned, state));
+    }
+
+    // ---- Memory ------------------------------------------------------------------------------
+
+    /// <summary>The allocations a value may come from.</summary>
+    private ImmutableArray<AllocationOrigin> OriginsOf(IOperation value, FlowState state)
+    {
+        IOperation stripped = AccessPaths.Strip(value);
+        switch (stripped)
+        {
+            case IInvocationOperation call:
+                return AllocationOf(call);
+            case IFieldReferenceOperation or IPropertyReferenceOperation when Path(stripped) is { } member && state.Values.TryGetValue(member, out var known):
+                return known;
+            case IFieldReferenceOperation field:
+                return context.Index.OriginsOf(field.Field);
+            case IPropertyReferenceOperation property:
+                return context.Index.OriginsOf(property.Property);
+            default:
+                return Path(stripped) is { } path && state.Values.TryGetValue(path, out var origins) ? origins : ImmutableArray<AllocationOrigin>.Empty;
+        }
+    }
+
+    private ImmutableArray<AllocationOrigin> AllocationOf(IInvocationOperation call)
+    {
+        ApiEffects effects = context.EffectsOf(call.TargetMethod);
+        if (effects.Allocates is { } allocation)
+            return ImmutableArray.Create(OriginOf(allocation, call.TargetMethod.Name, call.Arguments, call.Syntax.GetLocation(), Path));
+        if (effects.IsAnnotated)
+            return ImmutableArray<AllocationOrigin>.Empty;
+        var result = ImmutableArray<AllocationOrigin>.Empty;
+        foreach (IMethodSymbol callee in context.Targets.Of(call.TargetMethod, call.Instance))
+            result = result.AddRange(SummaryOf(callee).Returns);
+        return result;
+    }
+
+    public static AllocationOrigin OriginOf(AllocationSpec allocation, string allocator, ImmutableArray<IArgumentOperation> arguments, Location location, System.Func<IOperation?, string?> path)
+    {
+        int? order = allocation.OrderParameter is null ? 0 : ConstantInt(ArgumentFor(arguments, allocation.OrderParameter)?.Value);
+        string? owner = allocation.OwnerParameter is null ? null : path(ArgumentFor(arguments, allocation.OwnerParameter)?.Value);
+        return new AllocationOrigin(allocation.Family, order, owner, allocator, location);
+    }
+
+    private static int? ConstantInt(IOperation? value) =>
+        value?.ConstantValue is { HasValue: true, Value: int order } ? order : null;
+
+    private void CheckFree(IOperation call, IMethodSymbol freer, FreeSpec free, ImmutableArray<IArgumentOperation> arguments,
+        IArgumentOperation freed, FlowState state, ImmutableArray<string> chain, FreeEffect? through = null)
+    {
+        if (collector is null)
+            return;
+        ImmutableArray<AllocationOrigin> origins = OriginsOf(freed.Value, state);
+        int? freeOrder = through is not null ? through.Order
+            : free.OrderParameter is null ? 0 : ConstantInt(ArgumentFor(arguments, free.OrderParameter)?.Value);
+        string freeName = through is null ? freer.Name : through.Freer.Name + " (in " + string.Join(" → ", chain.Select(c => c + "()")) + ")";
+        IMethodSymbol primitive = through?.Freer ?? freer;
+        if (origins.IsEmpty)
+        {
+            if (AccessPaths.ParameterOrdinal(Path(freed.Value)) is var ordinal and >= 0)
+            {
+                collector.Frees(ordinal, through is null
+                    ? new FreeEffect(free.Accepts, freer, ImmutableArray.Create(ownerName), freeOrder, call.Syntax.GetLocation())
+                    : through.Through(ownerName));
+            }
+
+            return;
+        }
+
+        foreach (AllocationOrigin origin in origins)
+        {
+            string? problem = null;
+            var properties = ImmutableDictionary<string, string?>.Empty;
+            if ((origin.Family & ~free.Accepts) != 0)
+            {
+                string suggestions = context.Catalog.FreesFor(origin.Family, primitive);
+                problem = suggestions.Length == 0 ? "" : ": use " + suggestions;
+                if (through is null)
+                    properties = properties.Add(FixProperties.Free, context.Catalog.FirstFreeFor(origin.Family, primitive));
+            }
+            else if (through is null && origin.Family == Family.Pages && origin.Order is { } allocated && freeOrder is { } released && allocated != released)
+            {
+                problem = " of order " + released + ", but it was allocated with order " + allocated;
+                properties = properties.Add(FixProperties.Order, allocated.ToString(System.Globalization.CultureInfo.InvariantCulture))
+                    .Add(FixProperties.OrderParameter, free.OrderParameter);
+            }
+            else if (through is null && free.OwnerParameter is not null && origin.Owner is not null
+                && Path(ArgumentFor(arguments, free.OwnerParameter)?.Value) is { } owner && owner != origin.Owner)
+            {
+                problem = " to " + TextOf(ArgumentFor(arguments, free.OwnerParameter)) + ", which is not the cache or pool it came from";
+            }
+
+            if (problem is null)
+                continue;
+            collector.Report(Descriptors.MismatchedFree, call.Syntax.GetLocation(), ImmutableArray.Create(origin.Location), properties,
+                origin.Allocator, Line(origin.Location), freeName, problem);
+        }
+    }
+}

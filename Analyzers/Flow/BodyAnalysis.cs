@@ -1,0 +1,240 @@
+using System;
+using System.Collections.Generic;
+using System.Collections.Immutable;
+using System.Linq;
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.FlowAnalysis;
+using Microsoft.CodeAnalysis.Operations;
+
+namespace KmemGuard.Analyzers.Flow;
+
+/// <summary>The result of analysing one body: its own findings, what callers need to know, and the nested bodies it starts.</summary>
+internal sealed record BodyResult(
+    ImmutableArray<Finding> Findings,
+    MethodSummary Summary,
+    ImmutableArray<(IFlowAnonymousFunctionOperation Lambda, CallbackRegistration? Context)> Lambdas,
+    ImmutableDictionary<IMethodSymbol, CallbackRegistration> LocalCallbacks);
+
+/// <summary>Where a callback is registered to run in atomic context.</summary>
+internal sealed record CallbackRegistration(Section Context, string Description, Location Location);
+
+/// <summary>
+/// A forward worklist analysis over one control-flow graph. The fixpoint runs silently; a final pass
+/// over every reached block, from its joined entry state, produces the findings and the summary.
+/// </summary>
+internal sealed partial class BodyAnalysis
+{
+    private const int MaxVisitsPerBlock = 40;
+
+    private readonly KmemGuardContext context;
+    private readonly ControlFlowGraph graph;
+    private readonly IMethodSymbol? owner;
+    private readonly string ownerName;
+    private readonly ApiEffects ownerEffects;
+    private readonly FlowState[] entryStates;
+    private readonly int[] visits;
+    private readonly Dictionary<CaptureId, string> captureNames = new();
+    private readonly Dictionary<IMethodSymbol, MethodSummary> localFunctionSummaries;
+    private Collector? collector;
+
+    private BodyAnalysis(KmemGuardContext context, ControlFlowGraph graph, IMethodSymbol? owner, Dictionary<IMethodSymbol, MethodSummary> localFunctionSummaries)
+    {
+        this.context = context;
+        this.graph = graph;
+        this.owner = owner;
+        this.localFunctionSummaries = localFunctionSummaries;
+        ownerName = DisplayName(owner);
+        ownerEffects = owner is null ? ApiEffects.None : context.EffectsOf(owner);
+        entryStates = new FlowState[graph.Blocks.Length];
+        visits = new int[graph.Blocks.Length];
+    }
+
+    public static BodyResult Run(KmemGuardContext context, ControlFlowGraph graph, IMethodSymbol? owner, FlowState entry, bool collectFindings)
+        => new BodyAnalysis(context, graph, owner, new Dictionary<IMethodSymbol, MethodSummary>(SymbolEqualityComparer.Default))
+            .Analyze(entry, collectFindings);
+
+    public static string DisplayName(ISymbol? symbol) => symbol switch
+    {
+        null => "initializer",
+        IMethodSymbol { MethodKind: MethodKind.AnonymousFunction } lambda =>
+            "lambda at line " + Line(lambda.Locations.FirstOrDefault()),
+        IMethodSymbol { MethodKind: MethodKind.Constructor } ctor => ctor.ContainingType.Name,
+        _ => symbol.Name,
+    };
+
+    public static int Line(Location? location) =>
+        location is null ? 0 : location.GetLineSpan().StartLinePosition.Line + 1;
+
+    private BodyResult Analyze(FlowState entry, bool collectFindings)
+    {
+        var work = new SortedSet<int>();
+        entryStates[0] = entry;
+        work.Add(0);
+        while (work.Count > 0)
+        {
+            int ordinal = work.Min;
+            work.Remove(ordinal);
+            if (++visits[ordinal] > MaxVisitsPerBlock)
+                continue;
+            BasicBlock block = graph.Blocks[ordinal];
+            FlowState state = Transfer(block, entryStates[ordinal]);
+            foreach (var (branch, branchState) in Successors(block, state))
+                Propagate(branch, branchState, work);
+        }
+
+        collector = new Collector(collectFindings);
+        var exits = new List<FlowState>();
+        foreach (BasicBlock block in graph.Blocks)
+        {
+            if (entryStates[block.Ordinal] is not { } state || block.Kind == BasicBlockKind.Exit)
+                continue;
+            FlowState after = Transfer(block, state);
+            foreach (var (branch, branchState) in Successors(block, after))
+            {
+                if (branch.Destination is null || branch.Semantics is ControlFlowBranchSemantics.Throw or ControlFlowBranchSemantics.Rethrow)
+                    continue;
+                FlowState through = ThroughFinally(branch, branchState, null);
+                if (branch.Destination.Kind != BasicBlockKind.Exit)
+                    continue;
+                exits.Add(through);
+                OnExit(block, branch, through);
+            }
+        }
+
+        return collector.Build(exits);
+    }
+
+    private void Propagate(ControlFlowBranch branch, FlowState state, SortedSet<int>? work)
+    {
+        if (branch.Destination is null || branch.Semantics is ControlFlowBranchSemantics.Throw or ControlFlowBranchSemantics.Rethrow)
+            return;
+        state = ThroughFinally(branch, state, work);
+        if (branch.Destination.Kind != BasicBlockKind.Exit)
+            JoinInto(branch.Destination.Ordinal, state, work);
+    }
+
+    private void JoinInto(int ordinal, FlowState state, SortedSet<int>? work)
+    {
+        FlowState? old = entryStates[ordinal];
+        FlowState joined = old is null ? state : FlowState.Join(old, state);
+        if (old is not null && old.Equals(joined))
+            return;
+        entryStates[ordinal] = joined;
+        work?.Add(ordinal);
+        // An exception may leave anywhere in a try block: its catch handlers start from any state in it.
+        foreach (int handler in HandlersOf(graph.Blocks[ordinal]))
+            JoinInto(handler, joined, work);
+    }
+
+    private IEnumerable<int> HandlersOf(BasicBlock block)
+    {
+        for (ControlFlowRegion? region = block.EnclosingRegion; region is not null; region = region.EnclosingRegion)
+        {
+            if (region.Kind == ControlFlowRegionKind.Try && region.EnclosingRegion is { Kind: ControlFlowRegionKind.TryAndCatch } tryAndCatch)
+            {
+                foreach (ControlFlowRegion handler in tryAndCatch.NestedRegions)
+                {
+                    if (handler.Kind is ControlFlowRegionKind.Catch or ControlFlowRegionKind.FilterAndHandler)
+                        yield return handler.FirstBlockOrdinal;
+                }
+            }
+        }
+    }
+
+    /// <summary>Runs the state through the finally regions a branch leaves, in order.</summary>
+    private FlowState ThroughFinally(ControlFlowBranch branch, FlowState state, SortedSet<int>? work)
+    {
+        foreach (ControlFlowRegion region in branch.FinallyRegions)
+            state = RunRegion(region, state, work is not null);
+        return state;
+    }
+
+    private FlowState RunRegion(ControlFlowRegion region, FlowState entry, bool recordEntries)
+    {
+        var local = new Dictionary<int, FlowState> { [region.FirstBlockOrdinal] = entry };
+        var pending = new SortedSet<int> { region.FirstBlockOrdinal };
+        var count = new Dictionary<int, int>();
+        FlowState? result = null;
+        while (pending.Count > 0)
+        {
+            int ordinal = pending.Min;
+            pending.Remove(ordinal);
+            count[ordinal] = count.TryGetValue(ordinal, out int n) ? n + 1 : 1;
+            if (count[ordinal] > MaxVisitsPerBlock)
+                continue;
+            if (recordEntries)
+                entryStates[ordinal] = entryStates[ordinal] is { } seen ? FlowState.Join(seen, local[ordinal]) : local[ordinal];
+            BasicBlock block = graph.Blocks[ordinal];
+            FlowState after = Transfer(block, local[ordinal]);
+            foreach (var (branch, state) in Successors(block, after))
+            {
+                FlowState through = ThroughFinally(branch, state, null);
+                if (branch.Semantics == ControlFlowBranchSemantics.StructuredExceptionHandling || branch.Destination is null)
+                {
+                    result = result is null ? through : FlowState.Join(result, through);
+                    continue;
+                }
+
+                int target = branch.Destination.Ordinal;
+                if (target < region.FirstBlockOrdinal || target > region.LastBlockOrdinal)
+                    continue;
+                FlowState joined = local.TryGetValue(target, out var old) ? FlowState.Join(old, through) : through;
+                if (old is null || !old.Equals(joined))
+                {
+                    local[target] = joined;
+                    pending.Add(target);
+                }
+            }
+        }
+
+        return result ?? entry;
+    }
+
+    private IEnumerable<(ControlFlowBranch Branch, FlowState State)> Successors(BasicBlock block, FlowState state)
+    {
+        if (block.ConditionalSuccessor is { } conditional)
+        {
+            bool conditionalTakenWhen = block.ConditionKind == ControlFlowConditionKind.WhenTrue;
+            yield return (conditional, AfterCondition(block.BranchValue, conditionalTakenWhen, state));
+            if (block.FallThroughSuccessor is { } otherwise)
+                yield return (otherwise, AfterCondition(block.BranchValue, !conditionalTakenWhen, state));
+        }
+        else if (block.FallThroughSuccessor is { } next)
+        {
+            yield return (next, state);
+        }
+    }
+
+    /// <summary>On the branch where a trylock returned true, its sections are held.</summary>
+    private FlowState AfterCondition(IOperation? condition, bool value, FlowState state)
+    {
+        while (condition is not null)
+        {
+            condition = AccessPaths.Strip(condition);
+            if (condition is IUnaryOperation { OperatorKind: UnaryOperatorKind.Not } not)
+            {
+                condition = not.Operand;
+                value = !value;
+                continue;
+            }
+
+            break;
+        }
+
+        if (!value || condition is not IInvocationOperation call)
+            return state;
+        ApiEffects effects = context.EffectsOf(call.TargetMethod);
+        foreach (SectionSpec section in effects.EntersIfTrue)
+            state = state.Enter(IdOf(section, call), OriginOf(call, section));
+        return state;
+    }
+
+    private FlowState Transfer(BasicBlock block, FlowState state)
+    {
+        foreach (IOperation operation in block.Operations)
+            state = Visit(operation, state);
+        if (block.BranchValue is { } branchValue)
+            state = Visit(branchValue, state);
+        return state;
+    }
+}

@@ -1,0 +1,83 @@
+using System.Collections.Generic;
+using System.Collections.Immutable;
+using System.Linq;
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.FlowAnalysis;
+
+namespace KmemGuard.Analyzers.Flow;
+
+/// <summary>Gathers, during the final pass of a body analysis, its findings and the facts of its summary.</summary>
+internal sealed class Collector
+{
+    private readonly bool collectFindings;
+    private readonly List<Finding> findings = new();
+    private readonly HashSet<(string, Location)> reported = new();
+    private readonly Dictionary<int, SleepPath> sleepsIfGfp = new();
+    private readonly Dictionary<int, FreeEffect> frees = new();
+    private readonly List<(IFlowAnonymousFunctionOperation, CallbackRegistration?)> lambdas = new();
+    private readonly Dictionary<IMethodSymbol, CallbackRegistration> localCallbacks = new(SymbolEqualityComparer.Default);
+    private ImmutableArray<AllocationOrigin> returns = ImmutableArray<AllocationOrigin>.Empty;
+    private SleepPath? sleeps;
+
+    public Collector(bool collectFindings) => this.collectFindings = collectFindings;
+
+    public void Report(DiagnosticDescriptor descriptor, Location location, ImmutableArray<Location> additional,
+        ImmutableDictionary<string, string?> properties, params object[] arguments)
+    {
+        if (collectFindings && reported.Add((descriptor.Id + arguments.FirstOrDefault(), location)))
+            findings.Add(new Finding(descriptor, location, additional, properties, arguments));
+    }
+
+    public void Sleeps(SleepPath path) => sleeps ??= path;
+
+    public void SleepsIfGfp(int ordinal, SleepPath path)
+    {
+        if (!sleepsIfGfp.ContainsKey(ordinal))
+            sleepsIfGfp[ordinal] = path;
+    }
+
+    public void Frees(int ordinal, FreeEffect effect)
+    {
+        if (!frees.ContainsKey(ordinal))
+            frees[ordinal] = effect;
+    }
+
+    public void Returns(ImmutableArray<AllocationOrigin> origins) => returns = returns.AddRange(origins).Distinct().ToImmutableArray();
+
+    public void AddLambda(IFlowAnonymousFunctionOperation lambda, CallbackRegistration? registration)
+    {
+        int index = lambdas.FindIndex(l => l.Item1.Symbol.Equals(lambda.Symbol, SymbolEqualityComparer.Default));
+        if (index < 0)
+            lambdas.Add((lambda, registration));
+        else if (registration is not null)
+            lambdas[index] = (lambda, registration);
+    }
+
+    public void AddLocalCallback(IMethodSymbol local, CallbackRegistration registration) => localCallbacks[local] = registration;
+
+    public BodyResult Build(List<FlowState> exits)
+    {
+        var deltas = ImmutableArray<SectionDelta>.Empty;
+        if (exits.Count > 0)
+        {
+            FlowState joined = exits.Aggregate(FlowState.Join);
+            deltas = joined.Sections
+                .Where(p => !p.Value.FromCaller && p.Value.Min == p.Value.Max && p.Value.Min != 0)
+                .Select(p => new SectionDelta(p.Key, p.Value.Min))
+                .ToImmutableArray();
+        }
+
+        var summary = new MethodSummary(sleeps, sleepsIfGfp.ToImmutableDictionary(), returns, frees.ToImmutableDictionary(), deltas);
+        return new BodyResult(findings.ToImmutableArray(), summary, lambdas.ToImmutableArray(), localCallbacks.ToImmutableDictionary(SymbolEqualityComparer.Default));
+    }
+}
+
+/// <summary>Keys of the diagnostic properties that the code fixes read.</summary>
+internal static class FixProperties
+{
+    public const string GfpParameter = "GfpParameter";
+    public const string Free = "Free";
+    public const string Order = "Order";
+    public const string OrderParameter = "OrderParameter";
+    public const string Release = "Release";
+}

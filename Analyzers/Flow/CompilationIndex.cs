@@ -1,0 +1,163 @@
+using System;
+using System.Collections.Concurrent;
+using System.Collections.Generic;
+using System.Collections.Immutable;
+using System.Linq;
+using System.Threading;
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.CSharp;
+using Microsoft.CodeAnalysis.CSharp.Syntax;
+using Microsoft.CodeAnalysis.Operations;
+
+namespace KmemGuard.Analyzers.Flow;
+
+/// <summary>
+/// Compilation-wide facts that a single body cannot see: what a field is ever assigned (its
+/// allocations, its delegate targets) and where a method is registered as an atomic callback.
+/// One syntactic pass over the trees indexes candidates by name; symbols are bound on demand and cached.
+/// </summary>
+internal sealed class CompilationIndex
+{
+    private readonly KmemGuardContext context;
+    private readonly Lazy<NameIndex> names;
+    private readonly ConcurrentDictionary<string, Dictionary<ISymbol, ImmutableArray<IOperation>>> assignmentsByName = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<ISymbol, ImmutableArray<AllocationOrigin>> memberOrigins = new(SymbolEqualityComparer.Default);
+    private readonly ConcurrentDictionary<string, Dictionary<IMethodSymbol, CallbackRegistration>> callbacksByName = new(StringComparer.Ordinal);
+
+    public CompilationIndex(KmemGuardContext context, Compilation compilation)
+    {
+        this.context = context;
+        names = new Lazy<NameIndex>(() => NameIndex.Build(compilation), LazyThreadSafetyMode.ExecutionAndPublication);
+    }
+
+    /// <summary>Every allocation that any assignment in the compilation stores into the field or property.</summary>
+    public ImmutableArray<AllocationOrigin> OriginsOf(ISymbol member) =>
+        memberOrigins.GetOrAdd(member, m => AssignedValues(m)
+            .OfType<IInvocationOperation>()
+            .SelectMany(call => context.EffectsOf(call.TargetMethod).Allocates is { } allocation
+                ? new[] { BodyAnalysis.OriginOf(allocation, call.TargetMethod.Name, call.Arguments, call.Syntax.GetLocation(), _ => null) }
+                : context.Targets.Of(call.TargetMethod, call.Instance).SelectMany(t => context.Summaries.Get(t).Returns))
+            .Distinct()
+            .ToImmutableArray());
+
+    /// <summary>The methods a delegate-typed field or property is ever assigned (ops tables).</summary>
+    public IEnumerable<IMethodSymbol> DelegateTargetsOf(ISymbol member) =>
+        AssignedValues(member)
+            .Select(value => value is IDelegateCreationOperation creation ? creation.Target : value)
+            .OfType<IMethodReferenceOperation>()
+            .Select(r => r.Method);
+
+    private ImmutableArray<IOperation> AssignedValues(ISymbol member) =>
+        AssignmentsNamed(member.Name).TryGetValue(member.OriginalDefinition, out var values) ? values : ImmutableArray<IOperation>.Empty;
+
+    /// <summary>All assignments to members of this name, bound once and grouped by member (many types share field names).</summary>
+    private Dictionary<ISymbol, ImmutableArray<IOperation>> AssignmentsNamed(string name) =>
+        assignmentsByName.GetOrAdd(name, n =>
+        {
+            var byMember = new Dictionary<ISymbol, ImmutableArray<IOperation>>(SymbolEqualityComparer.Default);
+            if (!names.Value.Assignments.TryGetValue(n, out var candidates))
+                return byMember;
+            foreach (SyntaxNode candidate in candidates)
+            {
+                SemanticModel model = Model(candidate.SyntaxTree);
+                (ISymbol? target, ExpressionSyntax? value) = candidate switch
+                {
+                    AssignmentExpressionSyntax assignment => (model.GetSymbolInfo(assignment.Left).Symbol, assignment.Right),
+                    VariableDeclaratorSyntax declarator => (model.GetDeclaredSymbol(declarator), declarator.Initializer?.Value),
+                    PropertyDeclarationSyntax property => (model.GetDeclaredSymbol(property), property.Initializer?.Value),
+                    _ => (null, null),
+                };
+                if (target is null || value is null || model.GetOperation(value) is not { } operation)
+                    continue;
+                ISymbol key = target.OriginalDefinition;
+                byMember[key] = (byMember.TryGetValue(key, out var known) ? known : ImmutableArray<IOperation>.Empty).Add(AccessPaths.Strip(operation));
+            }
+
+            return byMember;
+        });
+
+    /// <summary>Where the method is passed to a [RunsCallback] parameter that runs it in atomic context.</summary>
+    public CallbackRegistration? CallbackOf(IMethodSymbol method) =>
+        CallbacksNamed(method.Name).TryGetValue(method.OriginalDefinition, out var registration) ? registration : null;
+
+    /// <summary>Every atomic callback registration of methods with this name, bound once (hard-irq wins over softirq).</summary>
+    private Dictionary<IMethodSymbol, CallbackRegistration> CallbacksNamed(string name) =>
+        callbacksByName.GetOrAdd(name, n =>
+        {
+            var byMethod = new Dictionary<IMethodSymbol, CallbackRegistration>(SymbolEqualityComparer.Default);
+            if (!names.Value.Arguments.TryGetValue(n, out var candidates))
+                return byMethod;
+            foreach (ArgumentSyntax argument in candidates)
+            {
+                SemanticModel model = Model(argument.SyntaxTree);
+                if (model.GetOperation(argument) is not IArgumentOperation { Parameter: { } parameter } passed
+                    || passed.Parent is not IInvocationOperation call
+                    || AccessPaths.Strip(passed.Value) is not IDelegateCreationOperation { Target: IMethodReferenceOperation reference })
+                {
+                    continue;
+                }
+
+                foreach (CallbackSpec spec in context.EffectsOf(call.TargetMethod).Callbacks)
+                {
+                    IMethodSymbol key = reference.Method.OriginalDefinition;
+                    if (spec.DelegateParameter == parameter.Name && SectionFacts.ForCallback(spec.Context) is { } atomic
+                        && (!byMethod.TryGetValue(key, out var known) || atomic == Section.HardIrqContext && known.Context != atomic))
+                    {
+                        byMethod[key] = new CallbackRegistration(atomic, BodyAnalysis.CallbackDescription(call.TargetMethod, spec), call.Syntax.GetLocation());
+                    }
+                }
+            }
+
+            return byMethod;
+        });
+
+    private SemanticModel Model(SyntaxTree tree) => context.ModelOf(tree);
+
+    private sealed class NameIndex
+    {
+        public Dictionary<string, List<SyntaxNode>> Assignments { get; } = new(StringComparer.Ordinal);
+        public Dictionary<string, List<ArgumentSyntax>> Arguments { get; } = new(StringComparer.Ordinal);
+
+        public static NameIndex Build(Compilation compilation)
+        {
+            var index = new NameIndex();
+            foreach (SyntaxTree tree in compilation.SyntaxTrees)
+            {
+                foreach (SyntaxNode node in tree.GetRoot().DescendantNodes())
+                {
+                    switch (node)
+                    {
+                        case AssignmentExpressionSyntax { RawKind: (int)SyntaxKind.SimpleAssignmentExpression } assignment when RightmostName(assignment.Left) is { } name:
+                            Add(index.Assignments, name, node);
+                            break;
+                        case VariableDeclaratorSyntax { Initializer: not null, Parent.Parent: FieldDeclarationSyntax } declarator:
+                            Add(index.Assignments, declarator.Identifier.ValueText, node);
+                            break;
+                        case PropertyDeclarationSyntax { Initializer: not null } property:
+                            Add(index.Assignments, property.Identifier.ValueText, node);
+                            break;
+                        case ArgumentSyntax argument when RightmostName(argument.Expression) is { } passed:
+                            Add(index.Arguments, passed, argument);
+                            break;
+                    }
+                }
+            }
+
+            return index;
+        }
+
+        private static string? RightmostName(ExpressionSyntax expression) => expression switch
+        {
+            IdentifierNameSyntax identifier => identifier.Identifier.ValueText,
+            MemberAccessExpressionSyntax access => access.Name.Identifier.ValueText,
+            _ => null,
+        };
+
+        private static void Add<T>(Dictionary<string, List<T>> map, string name, T node)
+        {
+            if (!map.TryGetValue(name, out var list))
+                map[name] = list = new List<T>();
+            list.Add(node);
+        }
+    }
+}

@@ -1,0 +1,179 @@
+using System;
+using System.Collections.Generic;
+using System.Collections.Immutable;
+using System.Linq;
+using Microsoft.CodeAnalysis;
+
+namespace KmemGuard.Analyzers.Flow;
+
+/// <summary>Where a section was entered, for messages and additional locations.</summary>
+internal sealed record SectionOrigin(string Description, Location Location, string Release = "");
+
+/// <summary>A section identity: its kind and, for locks, the lock's access path.</summary>
+internal readonly record struct SectionId(Section Kind, string? Lock);
+
+/// <summary>
+/// How many times a section is held, as a range over the paths that reach a point: Min is what every
+/// path holds, Max what some path holds. Negative counts are sections released that the caller held.
+/// </summary>
+internal sealed record SectionCount(int Min, int Max, SectionOrigin Origin, bool FromCaller)
+{
+    public const int Limit = 3;
+
+    public SectionCount Shift(int delta) =>
+        this with { Min = Clamp(Min + delta), Max = Clamp(Max + delta) };
+
+    public static int Clamp(int count) => Math.Max(-Limit, Math.Min(Limit, count));
+}
+
+/// <summary>One allocation a tracked value may come from.</summary>
+internal sealed record AllocationOrigin(Family Family, int? Order, string? Owner, string Allocator, Location Location);
+
+/// <summary>Abstract state at a program point. Immutable; joins are by path union.</summary>
+internal sealed class FlowState : IEquatable<FlowState>
+{
+    private const int MaxOriginsPerValue = 4;
+
+    public static readonly FlowState Empty = new(
+        ImmutableDictionary<SectionId, SectionCount>.Empty,
+        ImmutableDictionary<string, ImmutableArray<AllocationOrigin>>.Empty.WithComparers(StringComparer.Ordinal));
+
+    public FlowState(ImmutableDictionary<SectionId, SectionCount> sections, ImmutableDictionary<string, ImmutableArray<AllocationOrigin>> values)
+    {
+        Sections = sections;
+        Values = values;
+    }
+
+    public ImmutableDictionary<SectionId, SectionCount> Sections { get; }
+
+    public ImmutableDictionary<string, ImmutableArray<AllocationOrigin>> Values { get; }
+
+    /// <summary>The atomic section that every path holds here, if any (the earliest entered).</summary>
+    public SectionCount? MustAtomic() => Sections
+        .Where(p => p.Value.Min > 0 && SectionFacts.IsAtomic(p.Key.Kind))
+        .OrderBy(p => p.Value.Origin.Location.SourceSpan.Start)
+        .ThenBy(p => p.Key.Lock is null ? 1 : 0)
+        .Select(p => p.Value)
+        .FirstOrDefault();
+
+    /// <summary>Whether some path holds a section that pins the current CPU.</summary>
+    public bool MayPinCpu() => Sections.Any(p => p.Value.Max > 0 && SectionFacts.PinsCpu(p.Key.Kind));
+
+    public FlowState WithSections(ImmutableDictionary<SectionId, SectionCount> sections) => new(sections, Values);
+
+    private FlowState WithCount(SectionId id, SectionCount count) =>
+        WithSections(count is { Min: 0, Max: 0 } ? Sections.Remove(id) : Sections.SetItem(id, count));
+
+    public FlowState Enter(SectionId id, SectionOrigin origin, bool fromCaller = false)
+    {
+        SectionCount count = Sections.TryGetValue(id, out var existing)
+            ? existing.Shift(1) with { Origin = existing.Max > 0 ? existing.Origin : origin }
+            : new SectionCount(1, 1, origin, fromCaller);
+        return WithCount(id, count);
+    }
+
+    /// <summary>Leaves the matching section; with no match on any path it records a release of the caller's section.</summary>
+    public FlowState Leave(SectionId id, SectionOrigin origin, out SectionCount? before)
+    {
+        SectionId match = FindHeld(id);
+        if (Sections.TryGetValue(match, out var existing))
+        {
+            before = existing;
+            return WithCount(match, existing.Shift(-1));
+        }
+
+        before = null;
+        return WithSections(Sections.SetItem(id, new SectionCount(-1, -1, origin, false)));
+    }
+
+    private SectionId FindHeld(SectionId id)
+    {
+        if (Sections.TryGetValue(id, out var exact) && exact.Max > 0)
+            return id;
+        // A lock we cannot name matches any held lock of the same kind, and vice versa.
+        foreach (var pair in Sections.OrderBy(p => p.Value.Origin.Location.SourceSpan.Start))
+        {
+            if (pair.Key.Kind == id.Kind && pair.Value.Max > 0 && (id.Lock is null || pair.Key.Lock is null))
+                return pair.Key;
+        }
+
+        return id;
+    }
+
+    public FlowState SetValue(string key, ImmutableArray<AllocationOrigin> origins)
+    {
+        var values = Forget(key);
+        return new FlowState(Sections, origins.IsDefaultOrEmpty ? values : values.SetItem(key, origins));
+    }
+
+    /// <summary>Forgets what we knew about the path and every path below it (an assignment to <c>dev</c> changes <c>dev.buf</c>).</summary>
+    public FlowState Kill(string key) => new(Sections, Forget(key));
+
+    private ImmutableDictionary<string, ImmutableArray<AllocationOrigin>> Forget(string key)
+    {
+        var values = Values.Remove(key);
+        string prefix = key + ".";
+        foreach (string existing in Values.Keys)
+        {
+            if (existing.StartsWith(prefix, StringComparison.Ordinal))
+                values = values.Remove(existing);
+        }
+
+        return values;
+    }
+
+    public static FlowState Join(FlowState a, FlowState b)
+    {
+        if (ReferenceEquals(a, b))
+            return a;
+        var sections = ImmutableDictionary.CreateBuilder<SectionId, SectionCount>();
+        foreach (var id in a.Sections.Keys.Union(b.Sections.Keys))
+        {
+            a.Sections.TryGetValue(id, out var x);
+            b.Sections.TryGetValue(id, out var y);
+            SectionCount joined = (x, y) switch
+            {
+                (null, null) => throw new InvalidOperationException(),
+                (null, _) => y! with { Min = Math.Min(0, y!.Min), Max = Math.Max(0, y.Max) },
+                (_, null) => x with { Min = Math.Min(0, x.Min), Max = Math.Max(0, x.Max) },
+                _ => new SectionCount(Math.Min(x.Min, y.Min), Math.Max(x.Max, y.Max), Earlier(x.Origin, y.Origin), x.FromCaller && y.FromCaller),
+            };
+            if (joined.Min != 0 || joined.Max != 0)
+                sections[id] = joined;
+        }
+
+        // A value keeps every allocation it may come from: a path that knows nothing adds nothing.
+        var values = a.Values;
+        foreach (var pair in b.Values)
+        {
+            values = values.TryGetValue(pair.Key, out var mine)
+                ? values.SetItem(pair.Key, Union(mine, pair.Value))
+                : values.SetItem(pair.Key, pair.Value);
+        }
+
+        return new FlowState(sections.ToImmutable(), values);
+    }
+
+    private static ImmutableArray<AllocationOrigin> Union(ImmutableArray<AllocationOrigin> a, ImmutableArray<AllocationOrigin> b) =>
+        a.Concat(b).Distinct().OrderBy(o => o.Location.SourceSpan.Start).ThenBy(o => o.Allocator, StringComparer.Ordinal)
+            .Take(MaxOriginsPerValue).ToImmutableArray();
+
+    private static SectionOrigin Earlier(SectionOrigin x, SectionOrigin y) =>
+        x.Location.SourceSpan.Start <= y.Location.SourceSpan.Start ? x : y;
+
+    public bool Equals(FlowState? other)
+    {
+        if (other is null)
+            return false;
+        if (ReferenceEquals(this, other))
+            return true;
+        return Sections.Count == other.Sections.Count
+            && Values.Count == other.Values.Count
+            && Sections.All(p => other.Sections.TryGetValue(p.Key, out var c) && c == p.Value)
+            && Values.All(p => other.Values.TryGetValue(p.Key, out var v) && v.SequenceEqual(p.Value));
+    }
+
+    public override bool Equals(object? obj) => Equals(obj as FlowState);
+
+    public override int GetHashCode() => Sections.Count * 31 + Values.Count;
+}

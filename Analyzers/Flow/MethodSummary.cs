@@ -1,0 +1,45 @@
+using System.Collections.Immutable;
+using Microsoft.CodeAnalysis;
+
+namespace KmemGuard.Analyzers.Flow;
+
+/// <summary>How a source method reaches a call that may sleep: <c>Chain</c> names the source methods from the summarized one down.</summary>
+internal sealed record SleepPath(ImmutableArray<string> Chain, string Leaf, string LeafName, Location LeafLocation)
+{
+    public SleepPath Through(string caller) => this with { Chain = Chain.Insert(0, caller) };
+}
+
+/// <summary>A source method frees one of its parameters (directly or further down).</summary>
+internal sealed record FreeEffect(Family Accepts, IMethodSymbol Freer, ImmutableArray<string> Chain, int? Order, Location Location)
+{
+    public FreeEffect Through(string caller) => this with { Chain = Chain.Insert(0, caller) };
+}
+
+/// <summary>A section a source method leaves entered (Delta &gt; 0) or released (Delta &lt; 0) on every path; locks are named relative to its parameters.</summary>
+internal sealed record SectionDelta(SectionId Id, int Delta);
+
+/// <summary>What a source method does, as its callers need to know it.</summary>
+internal sealed record MethodSummary(
+    SleepPath? Sleeps,
+    ImmutableDictionary<int, SleepPath> SleepsIfGfp,
+    ImmutableArray<AllocationOrigin> Returns,
+    ImmutableDictionary<int, FreeEffect> FreesParameter,
+    ImmutableArray<SectionDelta> SectionChanges)
+{
+    public static readonly MethodSummary Empty = new(null, ImmutableDictionary<int, SleepPath>.Empty,
+        ImmutableArray<AllocationOrigin>.Empty, ImmutableDictionary<int, FreeEffect>.Empty, ImmutableArray<SectionDelta>.Empty);
+
+    public bool IsEmpty => Sleeps is null && SleepsIfGfp.IsEmpty && Returns.IsEmpty && FreesParameter.IsEmpty && SectionChanges.IsEmpty;
+}
+
+/// <summary>A diagnostic found in a body, for the analyzer that owns its rule to report.</summary>
+internal sealed record Finding(
+    DiagnosticDescriptor Descriptor,
+    Location Location,
+    ImmutableArray<Location> AdditionalLocations,
+    ImmutableDictionary<string, string?> Properties,
+    object[] MessageArgs)
+{
+    public Diagnostic ToDiagnostic() =>
+        Diagnostic.Create(Descriptor, Location, AdditionalLocations, Properties, MessageArgs);
+}

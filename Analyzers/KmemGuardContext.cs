@@ -1,0 +1,161 @@
+using System;
+using System.Collections.Concurrent;
+using System.Collections.Immutable;
+using System.Linq;
+using System.Runtime.CompilerServices;
+using System.Threading;
+using KmemGuard.Analyzers.Flow;
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.Diagnostics;
+using Microsoft.CodeAnalysis.FlowAnalysis;
+using Microsoft.CodeAnalysis.Operations;
+
+namespace KmemGuard.Analyzers;
+
+/// <summary>
+/// Per-compilation state shared by all KmemGuard analyzers: the attribute symbols, the GFP bit that
+/// means "may sleep", the caches of API effects and method summaries, and each body's findings
+/// (computed once, whichever rule's analyzer asks first).
+/// </summary>
+internal sealed class KmemGuardContext
+{
+    /// <summary>__GFP_DIRECT_RECLAIM's value in the kernel, used when the compilation does not define the constant.</summary>
+    private const ulong DefaultReclaimBit = 0x400;
+
+    private static readonly ConditionalWeakTable<Compilation, StrongBox<KmemGuardContext?>> Contexts = new();
+
+    private readonly ConcurrentDictionary<IMethodSymbol, ApiEffects> effects = new(SymbolEqualityComparer.Default);
+    private readonly ConcurrentDictionary<SyntaxNode, Lazy<ImmutableArray<Finding>>> bodies = new();
+    private readonly ConcurrentDictionary<SyntaxTree, SemanticModel> models = new();
+    private readonly Compilation compilation;
+    private readonly AnnotationSymbols symbols;
+    private readonly ulong reclaimBit;
+
+    private KmemGuardContext(Compilation compilation, AnnotationSymbols symbols)
+    {
+        this.compilation = compilation;
+        this.symbols = symbols;
+        reclaimBit = ReadReclaimBit(compilation);
+        Summaries = new SummaryProvider(this, compilation);
+        Index = new CompilationIndex(this, compilation);
+        Targets = new CallTargets(this, compilation);
+        Catalog = new ApiCatalog(this, compilation);
+    }
+
+    public SummaryProvider Summaries { get; }
+    public CompilationIndex Index { get; }
+    public CallTargets Targets { get; }
+    public ApiCatalog Catalog { get; }
+
+    /// <summary>
+    /// One semantic model per tree for summaries and indexes: GetSemanticModel makes a new model (and
+    /// binds again) on every call, so sharing one lets callees in the same tree share their binding.
+    /// </summary>
+#pragma warning disable RS1030 // Summaries and indexes need other trees' models; the driver only offers the current one.
+    public SemanticModel ModelOf(SyntaxTree tree) => models.GetOrAdd(tree, t => compilation.GetSemanticModel(t));
+#pragma warning restore RS1030
+
+    /// <summary>The context, or null when the compilation does not reference KmemGuard's annotations.</summary>
+    public static KmemGuardContext? For(Compilation compilation) =>
+        Contexts.GetValue(compilation, c => new StrongBox<KmemGuardContext?>(
+            AnnotationSymbols.TryCreate(c) is { } symbols ? new KmemGuardContext(c, symbols) : null)).Value;
+
+    public ApiEffects EffectsOf(IMethodSymbol method)
+    {
+        method = method.ReducedFrom ?? method;
+        return effects.GetOrAdd(method.OriginalDefinition, m => ApiEffects.Read(m, symbols));
+    }
+
+    /// <summary>Whether a GFP mask allows sleeping, or null when its value is not a compile-time constant.</summary>
+    public bool? GfpSleeps(IOperation mask)
+    {
+        if (mask.ConstantValue is not { HasValue: true, Value: { } value })
+            return null;
+        ulong bits = value switch
+        {
+            sbyte or short or int or long => unchecked((ulong)Convert.ToInt64(value, System.Globalization.CultureInfo.InvariantCulture)),
+            byte or ushort or uint or ulong => Convert.ToUInt64(value, System.Globalization.CultureInfo.InvariantCulture),
+            _ => 0,
+        };
+        return (bits & reclaimBit) != 0;
+    }
+
+    private static ulong ReadReclaimBit(Compilation compilation)
+    {
+        IFieldSymbol? field = compilation.GetTypeByMetadataName("KmemGuard.Kernel")?
+            .GetMembers("__GFP_DIRECT_RECLAIM").OfType<IFieldSymbol>().FirstOrDefault(f => f.HasConstantValue);
+        return field?.ConstantValue is { } value
+            ? Convert.ToUInt64(value, System.Globalization.CultureInfo.InvariantCulture)
+            : DefaultReclaimBit;
+    }
+
+    /// <summary>All findings of the bodies in one operation block (the method, its lambdas and local functions).</summary>
+    public ImmutableArray<Finding> FindingsOf(OperationBlockAnalysisContext block)
+    {
+        IOperation? root = block.OperationBlocks.FirstOrDefault(IsAnalyzableRoot);
+        if (root is null)
+            return ImmutableArray<Finding>.Empty;
+        return bodies.GetOrAdd(root.Syntax, _ => new Lazy<ImmutableArray<Finding>>(
+            () => AnalyzeBlocks(block), LazyThreadSafetyMode.ExecutionAndPublication)).Value;
+    }
+
+    private static bool IsAnalyzableRoot(IOperation operation) =>
+        operation.Kind is OperationKind.MethodBody or OperationKind.ConstructorBody or OperationKind.Block
+            or OperationKind.FieldInitializer or OperationKind.PropertyInitializer;
+
+    private ImmutableArray<Finding> AnalyzeBlocks(OperationBlockAnalysisContext block)
+    {
+        var findings = ImmutableArray.CreateBuilder<Finding>();
+        IMethodSymbol? owner = block.OwningSymbol as IMethodSymbol;
+        foreach (IOperation root in block.OperationBlocks.Where(IsAnalyzableRoot))
+        {
+            if (!MayMatter(root))
+                continue;
+            ControlFlowGraph graph = block.GetControlFlowGraph(root);
+            AnalyzeGraph(graph, owner, EntryOf(owner, null), findings, isTopLevel: true, block.CancellationToken);
+        }
+
+        return findings.ToImmutable();
+    }
+
+    /// <summary>Cheap pre-scan: a body with no call, no object creation and no lambda cannot matter.</summary>
+    private static bool MayMatter(IOperation root) =>
+        root.Descendants().Any(o => o.Kind is OperationKind.Invocation or OperationKind.ObjectCreation or OperationKind.AnonymousFunction or OperationKind.LocalFunction);
+
+    private void AnalyzeGraph(ControlFlowGraph graph, IMethodSymbol? owner, FlowState entry, ImmutableArray<Finding>.Builder findings,
+        bool isTopLevel, CancellationToken cancellation)
+    {
+        cancellation.ThrowIfCancellationRequested();
+        BodyResult result = BodyAnalysis.Run(this, graph, owner, entry, collectFindings: true);
+        findings.AddRange(result.Findings);
+        if (isTopLevel && owner is not null && ReferenceEquals(entry, FlowState.Empty))
+            Summaries.Offer(owner, result.Summary);
+        foreach (var (lambda, registration) in result.Lambdas)
+            AnalyzeGraph(graph.GetAnonymousFunctionControlFlowGraph(lambda), lambda.Symbol, EntryOf(lambda.Symbol, registration), findings, false, cancellation);
+        foreach (IMethodSymbol local in graph.LocalFunctions)
+        {
+            result.LocalCallbacks.TryGetValue(local, out var registration);
+            AnalyzeGraph(graph.GetLocalFunctionControlFlowGraph(local), local, EntryOf(local, registration), findings, false, cancellation);
+        }
+    }
+
+    /// <summary>The context a body starts in: a callback's, or the one its own annotations promise.</summary>
+    private FlowState EntryOf(IMethodSymbol? owner, CallbackRegistration? registration)
+    {
+        FlowState entry = FlowState.Empty;
+        if (owner is null)
+            return entry;
+        if (registration is null && owner.MethodKind is MethodKind.Ordinary)
+            registration = Index.CallbackOf(owner);
+        if (registration is not null)
+            entry = entry.Enter(new SectionId(registration.Context, null), new SectionOrigin(registration.Description, registration.Location), fromCaller: true);
+        if (EffectsOf(owner).RequiresPreemptionDisabled)
+        {
+            Location location = owner.Locations.FirstOrDefault() ?? Location.None;
+            entry = entry.Enter(new SectionId(Section.PreemptDisabled, null),
+                new SectionOrigin("its caller, as [RequiresPreemptionDisabled] requires,", location), fromCaller: true);
+        }
+
+        return entry;
+    }
+}

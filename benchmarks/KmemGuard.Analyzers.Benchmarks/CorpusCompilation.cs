@@ -1,0 +1,58 @@
+using System.Collections.Immutable;
+using System.IO;
+using System.Linq;
+using System.Threading;
+using System.Threading.Tasks;
+using KmemGuard.Analyzers.Corpus;
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.CSharp;
+using Microsoft.CodeAnalysis.Diagnostics;
+
+namespace KmemGuard.Analyzers.Benchmarks;
+
+/// <summary>Compiles a generated corpus the way a build does, with or without the analyzers.</summary>
+internal sealed class CorpusCompilation
+{
+    private readonly ImmutableArray<SyntaxTree> trees;
+    private readonly ImmutableArray<MetadataReference> references;
+
+    public CorpusCompilation(GeneratedCorpus corpus)
+    {
+        var options = new CSharpParseOptions(LanguageVersion.Latest);
+        trees = corpus.Files.Select(f => CSharpSyntaxTree.ParseText(f.Text, options, f.Path)).ToImmutableArray();
+        string framework = Path.GetDirectoryName(typeof(object).Assembly.Location)!;
+        references = Directory.GetFiles(framework, "System.*.dll")
+            .Where(p => !p.Contains("Native", System.StringComparison.Ordinal))
+            .Select(p => (MetadataReference)MetadataReference.CreateFromFile(p))
+            .Append(MetadataReference.CreateFromFile(typeof(KmemGuard.KPtr).Assembly.Location))
+            .ToImmutableArray();
+    }
+
+    public static ImmutableArray<DiagnosticAnalyzer> Analyzers { get; } = ImmutableArray.Create<DiagnosticAnalyzer>(
+        new SleepInAtomicAnalyzer(), new MismatchedFreeAnalyzer(), new PreemptibleCpuAccessAnalyzer(), new SectionImbalanceAnalyzer());
+
+    /// <summary>A fresh compilation: nothing bound yet, as at the start of a build.</summary>
+    public CSharpCompilation Fresh() => CSharpCompilation.Create("Corpus", trees, references,
+        new CSharpCompilationOptions(OutputKind.DynamicallyLinkedLibrary, nullableContextOptions: NullableContextOptions.Enable));
+
+    /// <summary>The compiler alone: bind, check and emit.</summary>
+    public int Compile()
+    {
+        using var stream = new MemoryStream();
+        var result = Fresh().Emit(stream);
+        return result.Diagnostics.Length;
+    }
+
+    /// <summary>
+    /// The compiler with the analyzers attached, as csc runs them: compiler diagnostics and analyzer
+    /// diagnostics from one analysis, then emit.
+    /// </summary>
+    public async Task<int> CompileWithAnalyzersAsync(ImmutableArray<DiagnosticAnalyzer> analyzers)
+    {
+        CSharpCompilation compilation = Fresh();
+        var diagnostics = await compilation.WithAnalyzers(analyzers).GetAllDiagnosticsAsync(CancellationToken.None);
+        using var stream = new MemoryStream();
+        compilation.Emit(stream);
+        return diagnostics.Length;
+    }
+}

@@ -1,0 +1,342 @@
+using System.Threading;
+using System.Threading.Tasks;
+using KmemGuard.CodeFixes;
+using Microsoft.CodeAnalysis.CSharp.Testing;
+using Microsoft.CodeAnalysis.Testing;
+using Xunit;
+using static KmemGuard.Analyzers.Tests.Verifier;
+
+namespace KmemGuard.Analyzers.Tests;
+
+/// <summary>Each fix, applied once and by Fix All (the test framework also checks document, project and solution scopes).</summary>
+public class SleepInAtomicCodeFixTests
+{
+    [Fact]
+    public Task SleepingMaskBecomesAtomicKeepingModifiers() => FixAsync<SleepInAtomicAnalyzer, SleepInAtomicCodeFixProvider>("""
+        class Dev
+        {
+            spinlock_t lk = new();
+            void f()
+            {
+                spin_lock(lk);
+                var a = {|#0:kmalloc(64, GFP_KERNEL | __GFP_NOWARN)|};
+                var b = {|#1:kzalloc(64, GFP_NOFS)|};
+                var c = {|#2:kmalloc(64, __GFP_ZERO | GFP_KERNEL)|};
+                spin_unlock(lk);
+            }
+        }
+        """, """
+        class Dev
+        {
+            spinlock_t lk = new();
+            void f()
+            {
+                spin_lock(lk);
+                var a = kmalloc(64, GFP_ATOMIC | __GFP_NOWARN);
+                var b = kzalloc(64, GFP_ATOMIC);
+                var c = kmalloc(64, __GFP_ZERO | GFP_ATOMIC);
+                spin_unlock(lk);
+            }
+        }
+        """, SleepInAtomicCodeFixProvider.UseGfpAtomicKey,
+        IgnoreExtra(Kmg("KMG0001").WithLocation(0)), IgnoreExtra(Kmg("KMG0001").WithLocation(1)), IgnoreExtra(Kmg("KMG0001").WithLocation(2)));
+
+    [Fact]
+    public Task SleepsBecomeBusyWaits() => FixAsync<SleepInAtomicAnalyzer, SleepInAtomicCodeFixProvider>("""
+        class Dev
+        {
+            spinlock_t lk = new();
+            void f()
+            {
+                spin_lock(lk);
+                {|#0:msleep(5)|};
+                {|#1:usleep_range(10, 20)|};
+                spin_unlock(lk);
+            }
+        }
+        """, """
+        class Dev
+        {
+            spinlock_t lk = new();
+            void f()
+            {
+                spin_lock(lk);
+                mdelay(5);
+                udelay(10);
+                spin_unlock(lk);
+            }
+        }
+        """, SleepInAtomicCodeFixProvider.BusyWaitKey,
+        IgnoreExtra(Kmg("KMG0001").WithLocation(0)), IgnoreExtra(Kmg("KMG0001").WithLocation(1)));
+
+}
+
+public class MismatchedFreeCodeFixTests
+{
+    [Fact]
+    public Task MismatchedFreeBecomesTheMatchingOne() => FixAsync<MismatchedFreeAnalyzer, MismatchedFreeCodeFixProvider>("""
+        class Dev
+        {
+            void f()
+            {
+                KPtr v = vmalloc(100);
+                {|#0:kfree(v)|};
+                KPtr k = kmalloc(10, GFP_KERNEL);
+                {|#1:vfree(k)|};
+                KPtr both = kvmalloc(10, GFP_KERNEL);
+                {|#2:kfree(both)|};
+            }
+        }
+        """, """
+        class Dev
+        {
+            void f()
+            {
+                KPtr v = vmalloc(100);
+                vfree(v);
+                KPtr k = kmalloc(10, GFP_KERNEL);
+                kfree(k);
+                KPtr both = kvmalloc(10, GFP_KERNEL);
+                kvfree(both);
+            }
+        }
+        """, MismatchedFreeCodeFixProvider.MatchingFreeKey,
+        IgnoreExtra(Kmg("KMG0002").WithLocation(0)), IgnoreExtra(Kmg("KMG0002").WithLocation(1)), IgnoreExtra(Kmg("KMG0002").WithLocation(2)));
+
+    [Fact]
+    public Task PageOrderIsCorrected() => FixAsync<MismatchedFreeAnalyzer, MismatchedFreeCodeFixProvider>("""
+        class Dev
+        {
+            void f()
+            {
+                ulong a = __get_free_pages(GFP_KERNEL, 3);
+                {|#0:free_pages(a, 1)|};
+            }
+        }
+        """, """
+        class Dev
+        {
+            void f()
+            {
+                ulong a = __get_free_pages(GFP_KERNEL, 3);
+                free_pages(a, 3);
+            }
+        }
+        """, MismatchedFreeCodeFixProvider.MatchingOrderKey, IgnoreExtra(Kmg("KMG0002").WithLocation(0)));
+
+}
+
+public class PreemptibleCpuAccessCodeFixTests
+{
+    [Fact]
+    public Task GetCpuWrapsTheAccessAndUsesItsResult() => FixAsync<PreemptibleCpuAccessAnalyzer, PreemptibleCpuAccessCodeFixProvider>("""
+        class Dev
+        {
+            int[] counts = new int[4];
+            void f()
+            {
+                counts[{|#0:smp_processor_id()|}]++;
+            }
+        }
+        """, """
+        class Dev
+        {
+            int[] counts = new int[4];
+            void f()
+            {
+                int cpu = get_cpu();
+                counts[cpu]++;
+                put_cpu();
+            }
+        }
+        """, PreemptibleCpuAccessCodeFixProvider.GetCpuKey, Kmg("KMG0003").WithLocation(0));
+
+    [Fact]
+    public Task PreemptDisableWrapsTheStatement() => FixAsync<PreemptibleCpuAccessAnalyzer, PreemptibleCpuAccessCodeFixProvider>("""
+        class Dev
+        {
+            int[] counts = new int[4];
+            void f()
+            {
+                int cpu = 1;
+                counts[{|#0:smp_processor_id()|}] += cpu;
+            }
+        }
+        """, """
+        class Dev
+        {
+            int[] counts = new int[4];
+            void f()
+            {
+                int cpu = 1;
+                preempt_disable();
+                counts[smp_processor_id()] += cpu;
+                preempt_enable();
+            }
+        }
+        """, PreemptibleCpuAccessCodeFixProvider.PreemptDisableKey, Kmg("KMG0003").WithLocation(0));
+
+}
+
+public class SectionImbalanceCodeFixTests
+{
+    [Fact]
+    public Task ReleaseIsAddedBeforeEachEarlyReturn() => FixAsync<SectionImbalanceAnalyzer, SectionImbalanceCodeFixProvider>("""
+        class Dev
+        {
+            spinlock_t lk = new();
+            int f(int n)
+            {
+                spin_lock_irqsave(lk, out ulong flags);
+                if (n < 0)
+                    {|#0:return -22;|}
+                if (n > 100)
+                {
+                    udelay(1);
+                    {|#1:return -7;|}
+                }
+                spin_unlock_irqrestore(lk, flags);
+                return 0;
+            }
+        }
+        """, """
+        class Dev
+        {
+            spinlock_t lk = new();
+            int f(int n)
+            {
+                spin_lock_irqsave(lk, out ulong flags);
+                if (n < 0)
+                {
+                    spin_unlock_irqrestore(lk, flags);
+                    return -22;
+                }
+                if (n > 100)
+                {
+                    udelay(1);
+                    spin_unlock_irqrestore(lk, flags);
+                    return -7;
+                }
+                spin_unlock_irqrestore(lk, flags);
+                return 0;
+            }
+        }
+        """, SectionImbalanceCodeFixProvider.AddReleaseKey,
+        IgnoreExtra(Kmg("KMG0004").WithLocation(0)), IgnoreExtra(Kmg("KMG0004").WithLocation(1)));
+
+    [Fact]
+    public Task ReleaseIsAddedAtTheEndOfTheBody() => FixAsync<SectionImbalanceAnalyzer, SectionImbalanceCodeFixProvider>("""
+        class Dev
+        {
+            void f()
+            {
+                preempt_disable();
+                udelay(1);
+            {|#0:}|}
+        }
+        """, """
+        class Dev
+        {
+            void f()
+            {
+                preempt_disable();
+                udelay(1);
+                preempt_enable();
+            }
+        }
+        """, SectionImbalanceCodeFixProvider.AddReleaseKey, IgnoreExtra(Kmg("KMG0004").WithLocation(0)));
+
+}
+
+public class FixAllTests
+{
+    [Fact]
+    public async Task FixAllAcrossDocuments()
+    {
+        string Source(string name) => Prelude.Usings + $$"""
+            class {{name}}
+            {
+                void f() { KPtr v = vmalloc(1); kfree(v); KPtr w = vmalloc(2); kfree(w); }
+            }
+            """;
+        string Fixed(string name) => Prelude.Usings + $$"""
+            class {{name}}
+            {
+                void f() { KPtr v = vmalloc(1); vfree(v); KPtr w = vmalloc(2); vfree(w); }
+            }
+            """;
+        var test = new CSharpCodeFixTest<MismatchedFreeAnalyzer, MismatchedFreeCodeFixProvider, DefaultVerifier>
+        {
+            ReferenceAssemblies = Net100,
+            CodeActionEquivalenceKey = MismatchedFreeCodeFixProvider.MatchingFreeKey,
+        };
+        test.TestState.Sources.Add(("A.cs", Source("A")));
+        test.TestState.Sources.Add(("B.cs", Source("B")));
+        test.TestState.Sources.Add(("Prelude.cs", Prelude.Source));
+        test.TestState.AdditionalReferences.Add(Runtime);
+        test.FixedState.Sources.Add(("A.cs", Fixed("A")));
+        test.FixedState.Sources.Add(("B.cs", Fixed("B")));
+        test.FixedState.Sources.Add(("Prelude.cs", Prelude.Source));
+        test.FixedState.AdditionalReferences.Add(Runtime);
+        test.ExpectedDiagnostics.Add(IgnoreExtra(Kmg("KMG0002").WithSpan("A.cs", 8, 37, 8, 45)));
+        test.ExpectedDiagnostics.Add(IgnoreExtra(Kmg("KMG0002").WithSpan("A.cs", 8, 68, 8, 76)));
+        test.ExpectedDiagnostics.Add(IgnoreExtra(Kmg("KMG0002").WithSpan("B.cs", 8, 37, 8, 45)));
+        test.ExpectedDiagnostics.Add(IgnoreExtra(Kmg("KMG0002").WithSpan("B.cs", 8, 68, 8, 76)));
+        test.NumberOfFixAllIterations = 1;
+        test.NumberOfFixAllInDocumentIterations = 2;
+        await test.RunAsync(CancellationToken.None);
+    }
+
+}
+
+public class AllocateBeforeLockCodeFixTests
+{
+    [Fact]
+    public Task IndependentAllocationMovesAboveTheLock() => FixAsync<SleepInAtomicAnalyzer, SleepInAtomicCodeFixProvider>("""
+        class Dev
+        {
+            spinlock_t lk = new();
+            KPtr buf;
+            void f(int len)
+            {
+                spin_lock(lk);
+                udelay(1);
+                var p = {|#0:kmalloc(len, GFP_KERNEL)|};
+                buf = p;
+                spin_unlock(lk);
+            }
+        }
+        """, """
+        class Dev
+        {
+            spinlock_t lk = new();
+            KPtr buf;
+            void f(int len)
+            {
+                var p = kmalloc(len, GFP_KERNEL);
+                spin_lock(lk);
+                udelay(1);
+                buf = p;
+                spin_unlock(lk);
+            }
+        }
+        """, SleepInAtomicCodeFixProvider.AllocateBeforeLockKey, IgnoreExtra(Kmg("KMG0001").WithLocation(0)));
+
+    [Fact]
+    public Task DependentAllocationIsNotMoved() => FixAsync<SleepInAtomicAnalyzer, SleepInAtomicCodeFixProvider>(Dependent, Dependent,
+        SleepInAtomicCodeFixProvider.AllocateBeforeLockKey, IgnoreExtra(Kmg("KMG0001").WithLocation(0)));
+
+    private const string Dependent = """
+        class Dev
+        {
+            spinlock_t lk = new();
+            void f(int len)
+            {
+                spin_lock(lk);
+                len = len * 2;
+                var p = {|#0:kmalloc(len, GFP_KERNEL)|};
+                spin_unlock(lk);
+            }
+        }
+        """;
+}
