@@ -254,6 +254,8 @@ internal sealed class Scheduler
         task.OwnsCpu = false;
         // Only an owner replaces a non-null owner (everyone else takes a CPU by CAS from null),
         // so a release write suffices where a CAS would cost a locked instruction per section.
+        // Without a full fence the read of _waiters below may pass the write: a waiter that
+        // registers in that window misses the pulse and retries when its 1 ms wait times out.
         ref KTask? owner = ref _cpus[task.CpuId].Owner;
         if (ReferenceEquals(owner, task)) Volatile.Write(ref owner, null);
         if (Volatile.Read(ref _waiters) == 0) return;
