@@ -45,6 +45,41 @@ internal sealed unsafe class AliasRegion : IDisposable
             (long)(frame.Pfn - frame.Zone.Node.StartPfn) << Kernel.PAGE_SHIFT);
     }
 
+    /// <summary>
+    /// Maps <paramref name="count"/> pages from <paramref name="address"/> onto <paramref name="frames"/>,
+    /// with one host mmap per run of frames that are consecutive in their node's RAM file (a
+    /// syscall costs microseconds; vmalloc's pages often come in runs).
+    /// </summary>
+    public void MapRange(ulong address, page[] frames, int count)
+    {
+        long first = Index(address);
+        for (int i = 0; i < count; i++)
+            if (Interlocked.CompareExchange(ref _pfnOf[first + i], (long)frames[i].Pfn, Unmapped) != Unmapped)
+            {
+                for (int j = 0; j < i; j++) Volatile.Write(ref _pfnOf[first + j], Unmapped);
+                throw new InvalidOperationException($"{Name}: {address + ((ulong)i << Kernel.PAGE_SHIFT):x} is already mapped.");
+            }
+        for (int run = 0; run < count;)
+        {
+            page start = frames[run];
+            int length = 1;
+            while (run + length < count && frames[run + length].Pfn == start.Pfn + (ulong)length && frames[run + length].Zone.Node == start.Zone.Node)
+                length++;
+            HostMemory.MapFile(_host + (address - Start) + ((ulong)run << Kernel.PAGE_SHIFT), (ulong)length << Kernel.PAGE_SHIFT,
+                start.Zone.Node.RamFile, (long)(start.Pfn - start.Zone.Node.StartPfn) << Kernel.PAGE_SHIFT);
+            run += length;
+        }
+    }
+
+    /// <summary>Unmaps <paramref name="count"/> pages from <paramref name="address"/> with one host call.</summary>
+    public void UnmapRange(ulong address, int count)
+    {
+        if (count == 0) return;
+        HostMemory.Unmap(_host + (address - Start), (ulong)count << Kernel.PAGE_SHIFT);
+        long first = Index(address);
+        for (int i = 0; i < count; i++) Volatile.Write(ref _pfnOf[first + i], Unmapped);
+    }
+
     public void Unmap(ulong address)
     {
         long index = Index(address);

@@ -18,15 +18,17 @@ internal sealed unsafe class KernelMemory : IDisposable
         _ram = ram;
         Vmalloc = new AliasRegion("vmalloc", AddressLayout.VMALLOC_START, vmallocBytes, ram);
         PerCpu = new AliasRegion("percpu", AddressLayout.PERCPU_START, AddressLayout.PercpuUnitSize * (ulong)cpus, ram);
-        if ((machine.Options.Checks & Checks.Kasan) != 0)
-            Kasan = new Kasan((AddressLayout.PAGE_OFFSET, ram.TotalBytes), (Vmalloc.Start, Vmalloc.Size), (PerCpu.Start, PerCpu.Size));
+        if (machine.IsChecking(Checks.Kasan))
+            _kasan = new Kasan((AddressLayout.PAGE_OFFSET, ram.TotalBytes), (Vmalloc.Start, Vmalloc.Size), (PerCpu.Start, PerCpu.Size));
     }
 
     public AliasRegion Vmalloc { get; }
     public AliasRegion PerCpu { get; }
 
     /// <summary>The shadow, when KASAN is on; null otherwise.</summary>
-    public Kasan? Kasan { get; }
+    public Kasan? Kasan => Machine.ChecksCompiledIn ? _kasan : null;
+
+    private readonly Kasan? _kasan;
 
     /// <summary>Says what lies at a vmalloc address (set by the vmalloc subsystem).</summary>
     public IObjectOwner? VmallocOwner { get; set; }

@@ -27,7 +27,7 @@ public sealed partial class Machine : IDisposable
         Reporter = new BugReporter(Options.OnBug);
         Cpus = new Cpu[Options.Cpus];
         for (int i = 0; i < Cpus.Length; i++) Cpus[i] = new Cpu(i, i * Options.NumaNodes / Options.Cpus);
-        Scheduler = new Scheduler(Cpus);
+        Scheduler = new Scheduler(Cpus) { PreemptEvery = Options.PreemptEvery };
         _tasks = new ThreadLocal<KTask>(CreateTask);
         Ram = new PhysicalMemory(Options);
         ulong vmallocBytes = (ulong)(Options.VmallocBytes > 0 ? Options.VmallocBytes : Math.Max(64L << 20, Options.MemoryBytes * 4));
@@ -81,7 +81,18 @@ public sealed partial class Machine : IDisposable
     internal KernelMemory Memory { get; }
     internal PageAllocator PageAllocator { get; }
 
-    internal bool IsChecking(Checks check) => (Options.Checks & check) != 0;
+    /// <summary>
+    /// False in a build with <c>-p:KmemGuardNoChecks=true</c> (KMEMGUARD_NO_CHECKS): every check
+    /// gate (this, <see cref="IsChecking"/>, KASAN, fault injection, slub_debug) is then a constant
+    /// the JIT folds away, so that build measures what the check code costs when it is off.
+    /// </summary>
+#if KMEMGUARD_NO_CHECKS
+    internal const bool ChecksCompiledIn = false;
+#else
+    internal const bool ChecksCompiledIn = true;
+#endif
+
+    internal bool IsChecking(Checks check) => ChecksCompiledIn && (Options.Checks & check) != 0;
 
     /// <summary>The jiffies counter (advanced by <c>AdvanceJiffies</c>).</summary>
     internal ulong Jiffies => Volatile.Read(ref JiffiesCounter);
@@ -91,7 +102,29 @@ public sealed partial class Machine : IDisposable
     internal bool IsShutDown => Volatile.Read(ref _disposed) != 0;
 
     /// <summary>The calling thread as a task of this machine (or the irq/softirq context running on it).</summary>
-    internal KTask CurrentTask => ContextOverride ?? _tasks.Value!;
+    internal KTask CurrentTask
+    {
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+        get
+        {
+            if (t_context != null && ContextOverride is { } context) return context;
+            return ReferenceEquals(t_taskMachine, this) ? t_task! : ThreadTaskSlow();
+        }
+    }
+
+    // The thread's own task of the machine it called last, so that the allocators' fast paths do
+    // not pay a ThreadLocal lookup per call. A thread's task of a machine never changes, so the
+    // pair stays valid; it is only refreshed when the thread calls another machine.
+    [ThreadStatic] private static Machine? t_taskMachine;
+    [ThreadStatic] private static KTask? t_task;
+
+    private KTask ThreadTaskSlow()
+    {
+        KTask task = _tasks.Value!;
+        t_taskMachine = this;
+        t_task = task;
+        return task;
+    }
 
     private KTask CreateTask()
     {
@@ -153,6 +186,7 @@ public sealed partial class Machine : IDisposable
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         ShutdownSubsystems();
         if (s_current.Value == this) s_current.Value = null;
+        if (ReferenceEquals(t_taskMachine, this)) (t_taskMachine, t_task) = (null, null);
         Memory.Dispose();
         Ram.Dispose();
         _tasks.Dispose();

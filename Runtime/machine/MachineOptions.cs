@@ -36,6 +36,14 @@ public sealed class MachineOptions
     /// <summary>Size of the vmalloc area (default: 4 times the RAM, at least 64 MiB).</summary>
     public long VmallocBytes { get; set; }
 
+    /// <summary>
+    /// Forced preemption, a debugging aid that makes per-CPU races visible: every Nth preemption
+    /// point of a preemptible task (might_sleep, cond_resched, preempt_enable to zero) yields the
+    /// host thread and moves the task to a pseudo-randomly chosen CPU (default 16). 0 never forces
+    /// a preemption there (a task still moves off a CPU that another task holds).
+    /// </summary>
+    public int PreemptEvery { get; set; } = 16;
+
     internal void Validate()
     {
         if (Cpus < 1 || Cpus > MaxCpus)
@@ -49,6 +57,8 @@ public sealed class MachineOptions
             throw new ArgumentException($"Memory per node must be a multiple of {(Kernel.PAGE_SIZE << Kernel.MAX_ORDER) >> 20} MiB (the largest buddy block).", nameof(MemoryBytes));
         if (VmallocBytes < 0)
             throw new ArgumentOutOfRangeException(nameof(VmallocBytes), VmallocBytes, "The vmalloc area cannot be negative.");
+        if (PreemptEvery < 0)
+            throw new ArgumentOutOfRangeException(nameof(PreemptEvery), PreemptEvery, "PreemptEvery is a count of preemption points: 0 (never) or more.");
         if (ReclaimTimeout < TimeSpan.Zero)
             throw new ArgumentOutOfRangeException(nameof(ReclaimTimeout), ReclaimTimeout, "The reclaim timeout cannot be negative.");
     }

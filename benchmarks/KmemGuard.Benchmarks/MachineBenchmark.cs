@@ -16,10 +16,14 @@ public abstract class MachineBenchmark
 
     private Machine? _machine;
 
-    /// <summary>One CPU (the bar is for a pair on one CPU), 256 MiB.</summary>
+    /// <summary>
+    /// One CPU (the bar is for a pair on one CPU), 256 MiB, no forced preemption: the bars are for
+    /// the fast path, and forced preemption (a host yield every 16th might_sleep) is a debugging
+    /// aid that is off here (<see cref="MachineOptions.PreemptEvery"/> = 0).
+    /// </summary>
     protected void BootMachine(Checks checks)
     {
-        _machine = Machine.Boot(new MachineOptions { Cpus = 1, MemoryBytes = 256L << 20, Checks = checks });
+        _machine = Machine.Boot(new MachineOptions { Cpus = 1, MemoryBytes = 256L << 20, Checks = checks, PreemptEvery = 0 });
     }
 
     protected Machine Machine => _machine!;

@@ -19,7 +19,7 @@ internal sealed class FaultInjection
     public FaultAttr FailPageAlloc { get; } = new("fail_page_alloc", ignoreGfpHighmem: true, minOrder: 1);
 
     /// <summary>True when some call could fail: a point has a probability, or a task waits for its n-th call.</summary>
-    public bool Armed => (FailSlab.Probability | FailPageAlloc.Probability | Volatile.Read(ref _tasksWithFailNth)) != 0;
+    public bool Armed => Machine.ChecksCompiledIn && (FailSlab.Probability | FailPageAlloc.Probability | Volatile.Read(ref _tasksWithFailNth)) != 0;
 
     /// <summary>should_failslab: __GFP_NOFAIL never fails; ignore-gfp-wait spares allocations that may sleep.</summary>
     public bool ShouldFailSlab(KTask task, gfp_t gfp, ulong size)

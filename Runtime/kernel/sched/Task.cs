@@ -187,7 +187,9 @@ internal sealed class Scheduler
     /// </summary>
     public void TakeCpu(KTask task)
     {
-        WaitUntil(() => TryTakeAny(task));
+        // The uncontended case first: one CAS, and no delegate for the wait loop.
+        if (TryTakeAny(task)) return;
+        WaitUntil(static (scheduler, t) => scheduler.TryTakeAny(t), task);
     }
 
     private bool TryTakeAny(KTask task)
@@ -213,10 +215,10 @@ internal sealed class Scheduler
     /// spin for long: the host may have descheduled the owner, and spinning would then burn the
     /// owner's time slice.
     /// </summary>
-    private void WaitUntil(System.Func<bool> attempt)
+    private void WaitUntil(System.Func<Scheduler, KTask, bool> attempt, KTask task)
     {
         var spin = new SpinWait();
-        while (!attempt())
+        while (!attempt(this, task))
         {
             if (spin.Count < SpinsBeforeBlocking)
             {
@@ -228,7 +230,7 @@ internal sealed class Scheduler
             {
                 lock (_released)
                 {
-                    if (attempt()) return;
+                    if (attempt(this, task)) return;
                     Monitor.Wait(_released, 1);
                 }
             }
@@ -250,7 +252,12 @@ internal sealed class Scheduler
     public void ReleaseCpu(KTask task)
     {
         task.OwnsCpu = false;
-        Interlocked.CompareExchange(ref _cpus[task.CpuId].Owner, null, task);
+        // Only an owner replaces a non-null owner (everyone else takes a CPU by CAS from null),
+        // so a release write suffices where a CAS would cost a locked instruction per section.
+        // Without a full fence the read of _waiters below may pass the write: a waiter that
+        // registers in that window misses the pulse and retries when its 1 ms wait times out.
+        ref KTask? owner = ref _cpus[task.CpuId].Owner;
+        if (ReferenceEquals(owner, task)) Volatile.Write(ref owner, null);
         if (Volatile.Read(ref _waiters) == 0) return;
         lock (_released) Monitor.PulseAll(_released);
     }
@@ -283,7 +290,7 @@ internal sealed class Scheduler
     /// <summary>Waits for a CPU that nobody holds (a bound task waits for its own).</summary>
     private void MoveOff(KTask task)
     {
-        WaitUntil(() => TryMoveToFree(task));
+        WaitUntil(static (scheduler, t) => scheduler.TryMoveToFree(t), task);
     }
 
     private bool TryMoveToFree(KTask task)

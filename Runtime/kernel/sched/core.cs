@@ -54,7 +54,12 @@ public static partial class Kernel
     internal static KTask MightSleep(CallSite site)
     {
         Machine machine = Machine.Current;
-        KTask task = machine.CurrentTask;
+        return MightSleep(machine, machine.CurrentTask, site);
+    }
+
+    /// <summary><see cref="MightSleep(CallSite)"/> for a caller that already has the machine and its task (the allocators' fast paths).</summary>
+    internal static KTask MightSleep(Machine machine, KTask task, CallSite site)
+    {
         CheckMightSleep(machine, task, site);
         machine.Scheduler.PreemptionPoint(task);
         return task;

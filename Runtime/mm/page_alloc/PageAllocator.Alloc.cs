@@ -42,7 +42,7 @@ internal sealed partial class PageAllocator
     /// </summary>
     public page? AllocFromCaller(gfp_t gfp, int order, int preferredNode, CallSite site)
     {
-        if (Kernel.gfpflags_allow_blocking(gfp)) Kernel.MightSleep(site);
+        if (Kernel.gfpflags_allow_blocking(gfp)) Kernel.MightSleep(_machine, _machine.CurrentTask, site);
         return Alloc(gfp, order, preferredNode, site);
     }
 

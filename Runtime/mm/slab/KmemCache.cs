@@ -33,14 +33,15 @@ public sealed class kmem_cache_t
         LddCtor = lddCtor;
         Dtor = dtor;
         IsKmalloc = isKmalloc;
-        RedZone = (flags & Kernel.SLAB_RED_ZONE) != 0 || allocator.SlubDebug;
+        // Without the check code (KMEMGUARD_NO_CHECKS) the debug flags are ignored, as without CONFIG_SLUB_DEBUG.
+        _redZone = Machine.ChecksCompiledIn && ((flags & Kernel.SLAB_RED_ZONE) != 0 || allocator.SlubDebug);
         // SLUB never poisons objects of a cache with a constructor: their free state must survive.
-        Poison = ((flags & Kernel.SLAB_POISON) != 0 || allocator.SlubDebug) && ctor == null && lddCtor == null;
+        _poison = Machine.ChecksCompiledIn && ((flags & Kernel.SLAB_POISON) != 0 || allocator.SlubDebug) && ctor == null && lddCtor == null;
         Align = CalculateAlignment(flags, align, objectSize);
         (Size, RedLeftPad) = CalculateSizes(objectSize, Align, RedZone, allocator.Machine.Memory.Kasan != null);
         Order = CalculateOrder(Size, allocator.Machine.Cpus.Length);
         ObjectsPerSlab = (int)(((uint)Kernel.PAGE_SIZE << Order) / Size);
-        Debug = allocator.Tracking || allocator.Kasan != null || RedZone || Poison;
+        _debug = allocator.Tracking || allocator.Kasan != null || RedZone || Poison;
         MinPartial = Math.Min(10, Math.Max(5, BitOperations.Log2(Size) / 2));
         (Limit, BatchCount) = CpuCacheLimits(Size);
         CpuCaches = new CpuCache[allocator.Machine.Cpus.Length];
@@ -64,12 +65,13 @@ public sealed class kmem_cache_t
     internal int Order { get; }
     internal int ObjectsPerSlab { get; }
     internal ulong Flags { get; }
-    internal bool RedZone { get; }
-    internal bool Poison { get; }
+    internal bool RedZone => Machine.ChecksCompiledIn && _redZone;
+    internal bool Poison => Machine.ChecksCompiledIn && _poison;
+    private readonly bool _redZone, _poison, _debug;
     internal bool IsKmalloc { get; }
 
     /// <summary>Allocation and free do per-object work beyond the per-CPU array (tracking, KASAN, red zones, poison).</summary>
-    internal bool Debug { get; }
+    internal bool Debug => Machine.ChecksCompiledIn && _debug;
     internal int MinPartial { get; }
 
     /// <summary>Per-CPU array size and refill/flush batch (SLAB's limit and batchcount).</summary>

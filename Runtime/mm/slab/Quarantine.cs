@@ -42,16 +42,16 @@ internal sealed class Quarantine
     public long GlobalBytes => Volatile.Read(ref _globalBytes);
 
     /// <summary>Quarantines a freed object; the caller owns CPU <paramref name="cpu"/>.</summary>
-    public void Put(int cpu, ulong obj, uint size)
+    public void Put(int cpu, ulong obj, uint size, CallSite site)
     {
         Batch batch = _pending[cpu];
         batch.Objects[batch.Count++] = obj;
         batch.Bytes += size;
-        if (batch.Count == BatchObjects || batch.Bytes >= _perCpuBytes) FlushPending(cpu);
+        if (batch.Count == BatchObjects || batch.Bytes >= _perCpuBytes) FlushPending(cpu, site);
     }
 
     /// <summary>Moves CPU <paramref name="cpu"/>'s open batch to the global FIFO and trims it to its bound (the caller owns the CPU).</summary>
-    public void FlushPending(int cpu)
+    public void FlushPending(int cpu, CallSite site = default)
     {
         Batch batch = _pending[cpu];
         if (batch.Count == 0) return;
@@ -68,7 +68,7 @@ internal sealed class Quarantine
                 (evicted ??= new List<Batch>()).Add(oldest);
             }
         }
-        if (evicted != null) foreach (Batch old in evicted) Release(old.Objects, old.Count);
+        if (evicted != null) foreach (Batch old in evicted) Release(old.Objects, old.Count, site);
     }
 
     /// <summary>Empties the global FIFO (memory pressure); returns the objects released.</summary>
@@ -137,13 +137,13 @@ internal sealed class Quarantine
         return count;
     }
 
-    private void Release(ulong[] objects, int count)
+    private void Release(ulong[] objects, int count, CallSite site = default)
     {
         for (int i = 0; i < count; i++)
         {
             Slab slab = _slab.SlabOf(objects[i])!;
             if (slab.State != null) slab.State[slab.StrideIndex(objects[i])] = Slab.ObjectFree;
         }
-        _slab.ReturnToSlabs(objects, count);
+        _slab.ReturnToSlabs(objects, count, site);
     }
 }

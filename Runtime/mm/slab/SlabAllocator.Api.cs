@@ -28,7 +28,7 @@ internal sealed partial class SlabAllocator
             KTask task = CurrentTask();
             PreemptDisable(task);
             CpuCache cc = cache.CpuCaches[task.CpuId];
-            if (cc.Count == cc.Objects.Length) Flush(cc, cache.BatchCount);
+            if (cc.Count == cc.Objects.Length) Flush(cc, cache.BatchCount, site);
             cc.Objects[cc.Count++] = obj;
             PreemptEnable(task);
             return;

@@ -16,9 +16,6 @@ internal sealed unsafe partial class SlabAllocator
 {
     private const int TrackSlotsPerCpu = 64;
 
-    [ThreadStatic] private static SlabAllocator? t_owner;
-    [ThreadStatic] private static KTask? t_task;
-
     private readonly List<kmem_cache_t> _caches = new();
     private readonly Lock _slabMutex = new();
     private readonly Track?[] _tracks;
@@ -28,30 +25,35 @@ internal sealed unsafe partial class SlabAllocator
     {
         Machine = machine;
         Ram = machine.Ram;
-        Kasan = machine.Memory.Kasan;
-        SlubDebug = machine.IsChecking(Checks.SlubDebug);
-        Tracking = machine.IsChecking(Checks.Frees | Checks.Kasan | Checks.Kmemleak | Checks.SlubDebug);
-        CheckFrees = machine.IsChecking(Checks.Frees | Checks.Kasan | Checks.SlubDebug);
-        Sanity = machine.IsChecking(Checks.Sanity);
+        _kasan = machine.Memory.Kasan;
+        _slubDebug = machine.IsChecking(Checks.SlubDebug);
+        _tracking = machine.IsChecking(Checks.Frees | Checks.Kasan | Checks.Kmemleak | Checks.SlubDebug);
+        _checkFrees = machine.IsChecking(Checks.Frees | Checks.Kasan | Checks.SlubDebug);
+        _sanity = machine.IsChecking(Checks.Sanity);
         _tracks = new Track?[machine.Cpus.Length * TrackSlotsPerCpu];
         _ipiTask = new KTask(machine, 0, "slab_ipi", 0);
-        if (Kasan != null) Quarantine = new Quarantine(this, machine.Ram.TotalBytes / 32, machine.Cpus.Length);
+        if (Kasan != null) _quarantine = new Quarantine(this, machine.Ram.TotalBytes / 32, machine.Cpus.Length);
     }
 
     public Machine Machine { get; }
     public PhysicalMemory Ram { get; }
-    public Kasan? Kasan { get; }
-    public Quarantine? Quarantine { get; }
+    public Kasan? Kasan => Machine.ChecksCompiledIn ? _kasan : null;
+    public Quarantine? Quarantine => Machine.ChecksCompiledIn ? _quarantine : null;
+
+    // Read through Machine.ChecksCompiledIn, so that a build without the check code folds them to false.
+    private readonly bool _slubDebug, _tracking, _checkFrees, _sanity;
+    private readonly Quarantine? _quarantine;
+    private readonly Kasan? _kasan;
 
     /// <summary>slub_debug for every cache (red zones and poison).</summary>
-    public bool SlubDebug { get; }
+    public bool SlubDebug => Machine.ChecksCompiledIn && _slubDebug;
 
     /// <summary>Per-object state, requested size and alloc/free tracks are kept.</summary>
-    public bool Tracking { get; }
+    public bool Tracking => Machine.ChecksCompiledIn && _tracking;
 
     /// <summary>Double, invalid and mismatched frees are looked for (Frees, or KASAN's and slub_debug's own free checks).</summary>
-    public bool CheckFrees { get; }
-    public bool Sanity { get; }
+    public bool CheckFrees => Machine.ChecksCompiledIn && _checkFrees;
+    public bool Sanity => Machine.ChecksCompiledIn && _sanity;
 
     /// <summary>Pages in slabs of SLAB_RECLAIM_ACCOUNT caches (SReclaimable in /proc/meminfo).</summary>
     public long ReclaimablePages => Machine.Stats[MemStat.SlabReclaimableBytes] >> Kernel.PAGE_SHIFT;
@@ -109,15 +111,9 @@ internal sealed unsafe partial class SlabAllocator
 
     // ---- The calling task and its CPU -------------------------------------------------------
 
+    /// <summary>The calling task, or the irq/softirq context running on this thread (allocations from a handler are the handler's).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public KTask CurrentTask()
-    {
-        if (ReferenceEquals(t_owner, this)) return t_task!;
-        KTask task = Machine.CurrentTask;
-        t_owner = this;
-        t_task = task;
-        return task;
-    }
+    public KTask CurrentTask() => Machine.CurrentTask;
 
     /// <summary>preempt_disable, as the kernel's preempt count does: the first level takes the CPU.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -202,9 +198,9 @@ internal sealed unsafe partial class SlabAllocator
     {
         if (cache.Destroyed) cache.ThrowIfDestroyed("kmem_cache_alloc");
         if ((flags & GfpSlabBugMask) != 0) flags = FixFlags(flags, site);
-        if ((flags & Kernel.__GFP_DIRECT_RECLAIM) != 0) BeforeBlockingAllocation(site);
-        if (Machine.ShouldFailSlab(flags, cache.ObjectSize)) return 0;
         KTask task = CurrentTask();
+        if ((flags & Kernel.__GFP_DIRECT_RECLAIM) != 0) Kernel.MightSleep(Machine, task, site);
+        if (Machine.ShouldFailSlab(flags, cache.ObjectSize)) return 0;
         PreemptDisable(task);
         ulong obj;
         if (node >= 0 && node < cache.Nodes.Length && node != Machine.Cpus[task.CpuId].Node)
@@ -417,21 +413,21 @@ internal sealed unsafe partial class SlabAllocator
         if (cache.Debug) MarkFreed(cache, slab!, obj, task, site);
         if (Quarantine != null)
         {
-            Quarantine.Put(task.CpuId, obj, cache.Size);
+            Quarantine.Put(task.CpuId, obj, cache.Size, site);
         }
         else
         {
             CpuCache cc = cache.CpuCaches[task.CpuId];
-            if (cc.Count == cc.Objects.Length) Flush(cc, cache.BatchCount);
+            if (cc.Count == cc.Objects.Length) Flush(cc, cache.BatchCount, site);
             cc.Objects[cc.Count++] = obj;
         }
         PreemptEnable(task);
     }
 
     /// <summary>Gives the oldest <paramref name="count"/> objects of a CPU's array back to their slabs (free_block).</summary>
-    private void Flush(CpuCache cc, int count)
+    private void Flush(CpuCache cc, int count, CallSite site = default)
     {
-        ReturnToSlabs(cc.Objects, count);
+        ReturnToSlabs(cc.Objects, count, site);
         Array.Copy(cc.Objects, count, cc.Objects, 0, cc.Count - count);
         cc.Count -= count;
     }
@@ -439,8 +435,10 @@ internal sealed unsafe partial class SlabAllocator
     /// <summary>
     /// Returns free objects to their slabs, holding each node's list_lock for a run of objects;
     /// slabs that become empty beyond min_partial go back to the page allocator afterwards.
+    /// <paramref name="site"/> is the free that caused it: the pages' free track (a known site
+    /// costs a depot lookup; an unknown one a stack walk per slab).
     /// </summary>
-    public void ReturnToSlabs(ulong[] objects, int count)
+    public void ReturnToSlabs(ulong[] objects, int count, CallSite site = default)
     {
         Slab? discard = null;
         KmemCacheNode? locked = null;
@@ -463,7 +461,7 @@ internal sealed unsafe partial class SlabAllocator
         {
             locked?.ListLock.Exit();
         }
-        DiscardChain(discard);
+        DiscardChain(discard, site);
     }
 
     /// <summary>One object back on its slab's freelist (list_lock held); true when the slab is to be discarded.</summary>
@@ -489,19 +487,19 @@ internal sealed unsafe partial class SlabAllocator
         node.FreeObjects -= cache.ObjectsPerSlab;
     }
 
-    private void DiscardChain(Slab? chain)
+    private void DiscardChain(Slab? chain, CallSite site = default)
     {
         while (chain != null)
         {
             Slab next = chain.Next!;
             chain.Next = null;
-            DiscardSlab(chain);
+            DiscardSlab(chain, site);
             chain = next;
         }
     }
 
     /// <summary>discard_slab: the LDD3 destructor on every object, then the pages go back to the buddy allocator.</summary>
-    private void DiscardSlab(Slab slab)
+    private void DiscardSlab(Slab slab, CallSite site)
     {
         kmem_cache_t cache = slab.Cache;
         if (cache.Dtor != null)
@@ -510,7 +508,7 @@ internal sealed unsafe partial class SlabAllocator
             for (int i = 0; i < cache.ObjectsPerSlab; i++) cache.Dtor(new KPtr(slab.ObjectAddress(i)), cache, 0);
         }
         AccountSlabPages(cache, -1);
-        Machine.PageAllocator.Free(slab.Page, cache.Order, default);
+        Machine.PageAllocator.Free(slab.Page, cache.Order, site);
     }
 
     // ---- Shrinking and destroying ------------------------------------------------------------

@@ -43,17 +43,17 @@ internal sealed class VmallocAllocator : IObjectOwner
             page? frame = _machine.PageAllocator.Alloc(gfp | Kernel.__GFP_NOWARN, 0, node, site);
             if (frame == null)
             {
-                int got = area.NrPages;
-                UnmapPages(area, site);
+                for (int got = 0; got < i; got++) _machine.PageAllocator.Free(pages[got], 0, site);
                 Space.Abandon(area);
-                return Fail(gfp, (ulong)got << Kernel.PAGE_SHIFT, "failed to allocate pages");
+                return Fail(gfp, (ulong)i << Kernel.PAGE_SHIFT, "failed to allocate pages");
             }
             frame.Flags |= PageFlags.Vmalloc;
             frame.Owner = area;
             pages[i] = frame;
-            _region.Map(area.Start + ((ulong)i << Kernel.PAGE_SHIFT), frame);
-            area.NrPages = i + 1;
         }
+        // All pages first, then the page table in as few host mappings as the frames allow.
+        _region.MapRange(area.Start, pages, pages.Length);
+        area.NrPages = pages.Length;
         _machine.Stats.Add(MemStat.VmallocPages, pages.Length);
         area.AllocTrack = NewTrack(site);
         if (_machine.Memory.Kasan is { } kasan)
@@ -77,11 +77,9 @@ internal sealed class VmallocAllocator : IObjectOwner
     /// <summary>Unmaps what an area maps; the pages go back to the buddy allocator when the area owns them.</summary>
     private void UnmapPages(VmArea area, CallSite site)
     {
-        for (int i = 0; i < area.NrPages; i++)
-        {
-            _region.Unmap(area.Start + ((ulong)i << Kernel.PAGE_SHIFT));
-            if (area.Pages != null) _machine.PageAllocator.Free(area.Pages[i], 0, site);
-        }
+        _region.UnmapRange(area.Start, area.NrPages);
+        if (area.Pages != null)
+            for (int i = 0; i < area.NrPages; i++) _machine.PageAllocator.Free(area.Pages[i], 0, site);
     }
 
     /// <summary>vfree: a bad free is reported first and not done.</summary>
@@ -156,11 +154,8 @@ internal sealed class VmallocAllocator : IObjectOwner
         ulong size = (ulong)pages.Length << Kernel.PAGE_SHIFT;
         VmArea? area = Space.Reserve(size, size, VmFlags.Map, site);
         if (area == null) return Kernel.NULL;
-        for (int i = 0; i < pages.Length; i++)
-        {
-            _region.Map(area.Start + ((ulong)i << Kernel.PAGE_SHIFT), pages[i]);
-            area.NrPages = i + 1;
-        }
+        _region.MapRange(area.Start, pages, pages.Length);
+        area.NrPages = pages.Length;
         area.AllocTrack = NewTrack(site);
         if (_machine.Memory.Kasan is { } kasan)
         {
