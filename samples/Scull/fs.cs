@@ -67,7 +67,4 @@ public static class errno
     public const int EINVAL = 22;
     public const int ENOMEM = 12;
     public const int EAGAIN = 11;
-    public const int ENODEV = 19;
-    public const int EBUSY = 16;
-    public const int EIO = 5;
 }

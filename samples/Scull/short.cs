@@ -129,6 +129,7 @@ public sealed class short_dev
     {
         var dev = new short_dev(irq);
         dev._regs = ioremap(SHORT_BASE, SHORT_NR_PORTS);
+        if (dev._regs.IsNull) return null; // refused (RAM at that address) or no room left in the ioremap area
         dev._buffer = __get_free_pages(GFP_KERNEL, 0);
         if (dev._buffer == 0)
         {
