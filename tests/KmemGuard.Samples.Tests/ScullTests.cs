@@ -130,6 +130,28 @@ public class ScullTests
         Assert.Equal(0, dev.size);
     }
 
+    [Theory]
+    [InlineData(1)] // the quantum set
+    [InlineData(2)] // its array of quantum pointers
+    [InlineData(3)] // the quantum itself
+    public void Write_returns_ENOMEM_when_an_allocation_fails_and_leaves_nothing_behind(int nth)
+    {
+        using Machine m = Boot();
+        m.FailSlab.IgnoreGfpWait = false; // GFP_KERNEL allocations may fail too
+        var dev = new scull_dev(quantum: 1000, qset: 4);
+        file w = Open(fops, dev, O_WRONLY);
+
+        m.SetFailNth(nth);
+        Assert.Equal(-errno.ENOMEM, WriteOnce(fops, w, Pattern(100, 10)));
+        Assert.Equal(0, m.FailNth); // the failure was injected
+        Assert.Equal(0, w.f_pos);
+        Assert.Equal(0, dev.size);
+
+        Assert.Equal(100, WriteOnce(fops, w, Pattern(100, 10))); // the next try succeeds
+        Trim(dev);
+        AssertClean(m);
+    }
+
     [Fact]
     public void A_user_buffer_shorter_than_count_faults()
     {
