@@ -64,7 +64,8 @@ internal static class StackDepot
         {
             var method = frame.GetMethod();
             if (method?.DeclaringType is null) continue;
-            if (method.DeclaringType.Assembly.GetName().Name == s_runtimeAssembly && method.DeclaringType != typeof(Kernel)) continue;
+            // The runtime's own frames are noise, but for the public kernel function the driver called (kmalloc, ...).
+            if (method.DeclaringType.Assembly.GetName().Name == s_runtimeAssembly && (method.DeclaringType != typeof(Kernel) || !method.IsPublic)) continue;
             if (method.DeclaringType.Namespace?.StartsWith("System", StringComparison.Ordinal) == true) continue;
             string? file = frame.GetFileName();
             text.Append(' ').Append(method.DeclaringType.Name).Append('.').Append(method.Name);
