@@ -49,6 +49,10 @@ public static class SeededBugs
             "copy_to_user of 256 bytes from a 128-byte object (hardened usercopy, no KASAN)", scullb_runtime.read_too_much) { Checks = WithoutKasan },
         new("destroying a cache in use", null, BugKind.CacheNotEmpty,
             "kmem_cache_destroy before the devices were trimmed", scullb_runtime.destroy_before_trim),
+        new("past the end of a large buffer", null, BugKind.OutOfBounds,
+            "a NUL one past a 10000-byte kmalloc block, which the page allocator backs", scullb_runtime.large_buffer_past_the_end),
+        new("a slab page freed as a page", null, BugKind.BadPageState,
+            "__free_page(virt_to_page(buf)) of a kmalloc buffer", scullb_runtime.free_page_of_a_kmalloc_buffer),
     };
 
     private static void RefillUnderLock()

@@ -152,4 +152,24 @@ public static class scullb_runtime
         kmem_cache_free(cache, quantum);
         kmem_cache_destroy(cache);
     }
+
+    public static void large_buffer_past_the_end()
+    {
+        // A 10000-byte buffer is larger than KMALLOC_MAX_CACHE_SIZE: it comes from the page allocator.
+        KPtr buffer = kmalloc(10000, GFP_KERNEL);
+        if (buffer.IsNull) return;
+        // SEEDED BUG (runtime: OutOfBounds): the terminating byte goes one past the requested size.
+        buffer[10000] = 0;
+        kfree(buffer);
+    }
+
+    public static void free_page_of_a_kmalloc_buffer()
+    {
+        // kmalloc-32's slabs are single pages, so the object's page is a whole slab.
+        KPtr buffer = kmalloc(32, GFP_KERNEL);
+        if (buffer.IsNull) return;
+        // SEEDED BUG (runtime: BadPageState): the page behind a slab object goes to __free_page.
+        __free_page(virt_to_page(buffer));
+        kfree(buffer);
+    }
 }

@@ -55,7 +55,7 @@ public class SeededBugTests
             BugKind.NullPtrDeref, BugKind.WildAccess, BugKind.DoubleFree, BugKind.InvalidFree, BugKind.MismatchedFree,
             BugKind.SleepInAtomic, BugKind.PreemptibleCpuAccess, BugKind.UnbalancedPreempt, BugKind.Leak,
             BugKind.RedzoneOverwritten, BugKind.PoisonOverwritten, BugKind.CacheNotEmpty, BugKind.BootmemAfterBoot,
-            BugKind.InvalidFlags, BugKind.UsercopyExposure,
+            BugKind.InvalidFlags, BugKind.UsercopyExposure, BugKind.OutOfBounds, BugKind.BadPageState,
         };
         Assert.Equal(expected.OrderBy(k => k), expected.Intersect(covered).OrderBy(k => k));
     }
