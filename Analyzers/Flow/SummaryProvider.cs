@@ -93,11 +93,18 @@ internal sealed class SummaryProvider
     public void Offer(IMethodSymbol method, MethodSummary summary) => summaries.TryAdd(Normalize(method), summary);
 
     /// <summary>
-    /// The analysis of this body of the method from an empty entry state, if a summary run made one that
-    /// no callee assumption cut short; each is handed out once, to the method's own findings pass.
+    /// The analysis of the method's body from an empty entry state, if a summary run made one that no
+    /// callee assumption cut short; each is handed out once, to the method's own findings pass.
+    /// <paramref name="block"/> is the driver's operation block (the body's block or expression, whose
+    /// root operation is the method body the summary's graph was built from).
     /// </summary>
-    public AnalyzedBody? Claim(IMethodSymbol method, IOperation body) =>
-        unclaimedBodies.TryRemove(Normalize(method), out var analyzed) && analyzed.Graph.OriginalOperation.Syntax == body.Syntax ? analyzed : null;
+    public AnalyzedBody? Claim(IMethodSymbol method, IOperation block)
+    {
+        IOperation root = block;
+        while (root.Parent is { } parent)
+            root = parent;
+        return unclaimedBodies.TryRemove(Normalize(method), out var analyzed) && analyzed.Graph.OriginalOperation.Syntax == root.Syntax ? analyzed : null;
+    }
 
     private static IMethodSymbol Normalize(IMethodSymbol method) => method.PartialImplementationPart ?? method.OriginalDefinition;
 
