@@ -111,25 +111,56 @@ internal sealed class KmemGuardContext
         {
             if (!MayMatter(root))
                 continue;
-            ControlFlowGraph graph = block.GetControlFlowGraph(root);
-            AnalyzeGraph(graph, owner, EntryOf(owner, null), findings, isTopLevel: true, block.CancellationToken);
+            FlowState entry = EntryOf(owner, null);
+            if (ReferenceEquals(entry, FlowState.Empty) && owner is not null && Summaries.Claim(owner, root) is { } analyzed)
+            {
+                AddFindings(analyzed.Graph, analyzed.Result, findings, block.CancellationToken);
+                continue;
+            }
+
+            AnalyzeGraph(block.GetControlFlowGraph(root), owner, entry, findings, isTopLevel: true, block.CancellationToken);
         }
 
         return findings.ToImmutable();
     }
 
-    /// <summary>Cheap pre-scan: a body with no call, no object creation and no lambda cannot matter.</summary>
-    private static bool MayMatter(IOperation root) =>
-        root.Descendants().Any(o => o.Kind is OperationKind.Invocation or OperationKind.ObjectCreation or OperationKind.AnonymousFunction or OperationKind.LocalFunction);
+    /// <summary>
+    /// Cheap pre-scan, before any graph is built: only a call to an annotated API or to a source method
+    /// (whose summary may say something) can produce a finding. Lambdas and local functions are part of
+    /// the body's operations, so their calls count too.
+    /// </summary>
+    private bool MayMatter(IOperation root)
+    {
+        foreach (IOperation operation in root.Descendants())
+        {
+            switch (operation)
+            {
+                case IInvocationOperation call when IsRelevantCall(call.TargetMethod, call.Instance):
+                case IObjectCreationOperation { Constructor: { } constructor } when IsRelevantCall(constructor, null):
+                    return true;
+            }
+        }
+
+        return false;
+    }
+
+    private bool IsRelevantCall(IMethodSymbol target, IOperation? instance) =>
+        EffectsOf(target).IsAnnotated || target.MethodKind != MethodKind.LocalFunction && !Targets.Of(target, instance).IsEmpty;
 
     private void AnalyzeGraph(ControlFlowGraph graph, IMethodSymbol? owner, FlowState entry, ImmutableArray<Finding>.Builder findings,
         bool isTopLevel, CancellationToken cancellation)
     {
         cancellation.ThrowIfCancellationRequested();
         BodyResult result = BodyAnalysis.Run(this, graph, owner, entry, collectFindings: true);
-        findings.AddRange(result.Findings);
         if (isTopLevel && owner is not null && ReferenceEquals(entry, FlowState.Empty))
             Summaries.Offer(owner, result.Summary);
+        AddFindings(graph, result, findings, cancellation);
+    }
+
+    /// <summary>A body's own findings, then those of the lambdas and local functions it starts, each from its own entry context.</summary>
+    private void AddFindings(ControlFlowGraph graph, BodyResult result, ImmutableArray<Finding>.Builder findings, CancellationToken cancellation)
+    {
+        findings.AddRange(result.Findings);
         foreach (var (lambda, registration) in result.Lambdas)
             AnalyzeGraph(graph.GetAnonymousFunctionControlFlowGraph(lambda), lambda.Symbol, EntryOf(lambda.Symbol, registration), findings, false, cancellation);
         foreach (IMethodSymbol local in graph.LocalFunctions)

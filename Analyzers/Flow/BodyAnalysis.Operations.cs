@@ -55,7 +55,19 @@ internal sealed partial class BodyAnalysis
         return name;
     }
 
-    private string? Path(IOperation? operation) => AccessPaths.Of(operation, owner, CaptureName);
+    /// <summary>The access path of an operation, built once per operation (the fixpoint visits each block many times).</summary>
+    private string? Path(IOperation? operation)
+    {
+        if (operation is null)
+            return null;
+        if (!paths.TryGetValue(operation, out string? path))
+        {
+            path = AccessPaths.Of(operation, owner, CaptureName);
+            paths[operation] = path;
+        }
+
+        return path;
+    }
 
     private static IArgumentOperation? ArgumentFor(ImmutableArray<IArgumentOperation> arguments, string? parameter) =>
         parameter is null ? null : arguments.FirstOrDefault(a => a.Parameter?.Name == parameter);
@@ -181,7 +193,7 @@ internal sealed partial class BodyAnalysis
         {
             string? lockPath = AccessPaths.Rebase(delta.Id.Lock, ordinal => Path(ArgumentAt(arguments, ordinal)?.Value), receiver);
             var id = new SectionId(delta.Id.Kind, lockPath);
-            var origin = new SectionOrigin(name + "(" + string.Join(", ", arguments.Select(a => TextOf(a))) + ")", call.Syntax.GetLocation());
+            SectionOrigin origin = CachedOrigin(call, null, () => new SectionOrigin(name + "(" + string.Join(", ", arguments.Select(a => TextOf(a))) + ")", call.Syntax.GetLocation()));
             for (int i = 0; i < delta.Delta; i++)
                 state = state.Enter(id, origin);
             for (int i = 0; i > delta.Delta; i--)
@@ -239,11 +251,24 @@ internal sealed partial class BodyAnalysis
     private SectionOrigin OriginOf(IInvocationOperation call, SectionSpec section) =>
         OriginOf(call, call.TargetMethod, section, call.Arguments);
 
-    private SectionOrigin OriginOf(IOperation call, IMethodSymbol target, SectionSpec section, ImmutableArray<IArgumentOperation> arguments)
+    private SectionOrigin OriginOf(IOperation call, IMethodSymbol target, SectionSpec section, ImmutableArray<IArgumentOperation> arguments) =>
+        CachedOrigin(call, section, () =>
+        {
+            string lockText = section.LockParameter is null ? "" : TextOf(ArgumentFor(arguments, section.LockParameter));
+            string release = context.Catalog.ReleaseFor(target, name => TextOf(ArgumentFor(arguments, name)));
+            return new SectionOrigin(target.Name + "(" + lockText + ")", call.Syntax.GetLocation(), release);
+        });
+
+    /// <summary>A call's section origin (its message text), built once per call and section rather than at every visit.</summary>
+    private SectionOrigin CachedOrigin(IOperation call, SectionSpec? section, System.Func<SectionOrigin> build)
     {
-        string lockText = section.LockParameter is null ? "" : TextOf(ArgumentFor(arguments, section.LockParameter));
-        string release = context.Catalog.ReleaseFor(target, name => TextOf(ArgumentFor(arguments, name)));
-        return new SectionOrigin(target.Name + "(" + lockText + ")", call.Syntax.GetLocation(), release);
+        if (!sectionOrigins.TryGetValue((call, section), out SectionOrigin? origin))
+        {
+            origin = build();
+            sectionOrigins[(call, section)] = origin;
+        }
+
+        return origin;
     }
 
     private FlowState LeaveSection(SectionId id, SectionOrigin origin, IOperation call, FlowState state)
@@ -302,7 +327,19 @@ internal sealed partial class BodyAnalysis
         }
     }
 
+    /// <summary>What a call's result may come from, worked out once per call.</summary>
     private ImmutableArray<AllocationOrigin> AllocationOf(IInvocationOperation call)
+    {
+        if (!allocations.TryGetValue(call, out var origins))
+        {
+            origins = ResultOriginsOf(call);
+            allocations[call] = origins;
+        }
+
+        return origins;
+    }
+
+    private ImmutableArray<AllocationOrigin> ResultOriginsOf(IInvocationOperation call)
     {
         ApiEffects effects = context.EffectsOf(call.TargetMethod);
         if (effects.Allocates is { } allocation)

@@ -34,6 +34,9 @@ internal sealed partial class BodyAnalysis
     private readonly FlowState[] entryStates;
     private readonly int[] visits;
     private readonly Dictionary<CaptureId, string> captureNames = new();
+    private readonly Dictionary<IOperation, string?> paths = new();
+    private readonly Dictionary<(IOperation Call, SectionSpec? Section), SectionOrigin> sectionOrigins = new();
+    private readonly Dictionary<IInvocationOperation, ImmutableArray<AllocationOrigin>> allocations = new();
     private readonly Dictionary<IMethodSymbol, MethodSummary> localFunctionSummaries;
     private Collector? collector;
 

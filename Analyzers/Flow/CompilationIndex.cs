@@ -20,9 +20,9 @@ internal sealed class CompilationIndex
 {
     private readonly KmemGuardContext context;
     private readonly Lazy<NameIndex> names;
-    private readonly ConcurrentDictionary<string, Dictionary<ISymbol, ImmutableArray<IOperation>>> assignmentsByName = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, Lazy<Dictionary<ISymbol, ImmutableArray<IOperation>>>> assignmentsByName = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<ISymbol, ImmutableArray<AllocationOrigin>> memberOrigins = new(SymbolEqualityComparer.Default);
-    private readonly ConcurrentDictionary<string, Dictionary<IMethodSymbol, CallbackRegistration>> callbacksByName = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, Lazy<Dictionary<IMethodSymbol, CallbackRegistration>>> callbacksByName = new(StringComparer.Ordinal);
 
     public CompilationIndex(KmemGuardContext context, Compilation compilation)
     {
@@ -51,65 +51,74 @@ internal sealed class CompilationIndex
         AssignmentsNamed(member.Name).TryGetValue(member.OriginalDefinition, out var values) ? values : ImmutableArray<IOperation>.Empty;
 
     /// <summary>All assignments to members of this name, bound once and grouped by member (many types share field names).</summary>
-    private Dictionary<ISymbol, ImmutableArray<IOperation>> AssignmentsNamed(string name) =>
-        assignmentsByName.GetOrAdd(name, n =>
-        {
-            var byMember = new Dictionary<ISymbol, ImmutableArray<IOperation>>(SymbolEqualityComparer.Default);
-            if (!names.Value.Assignments.TryGetValue(n, out var candidates))
-                return byMember;
-            foreach (SyntaxNode candidate in candidates)
-            {
-                SemanticModel model = Model(candidate.SyntaxTree);
-                (ISymbol? target, ExpressionSyntax? value) = candidate switch
-                {
-                    AssignmentExpressionSyntax assignment => (model.GetSymbolInfo(assignment.Left).Symbol, assignment.Right),
-                    VariableDeclaratorSyntax declarator => (model.GetDeclaredSymbol(declarator), declarator.Initializer?.Value),
-                    PropertyDeclarationSyntax property => (model.GetDeclaredSymbol(property), property.Initializer?.Value),
-                    _ => (null, null),
-                };
-                if (target is null || value is null || model.GetOperation(value) is not { } operation)
-                    continue;
-                ISymbol key = target.OriginalDefinition;
-                byMember[key] = (byMember.TryGetValue(key, out var known) ? known : ImmutableArray<IOperation>.Empty).Add(AccessPaths.Strip(operation));
-            }
+    private Dictionary<ISymbol, ImmutableArray<IOperation>> AssignmentsNamed(string name) => OncePer(assignmentsByName, name, BindAssignments);
 
+    /// <summary>
+    /// Builds a by-name entry exactly once: binding the candidates of a name touches many trees, and two
+    /// threads asking for the same name at the same time would otherwise both do it.
+    /// </summary>
+    private static T OncePer<T>(ConcurrentDictionary<string, Lazy<T>> cache, string name, Func<string, T> build) =>
+        cache.GetOrAdd(name, n => new Lazy<T>(() => build(n), LazyThreadSafetyMode.ExecutionAndPublication)).Value;
+
+    private Dictionary<ISymbol, ImmutableArray<IOperation>> BindAssignments(string name)
+    {
+        var byMember = new Dictionary<ISymbol, ImmutableArray<IOperation>>(SymbolEqualityComparer.Default);
+        if (!names.Value.Assignments.TryGetValue(name, out var candidates))
             return byMember;
-        });
+        foreach (SyntaxNode candidate in candidates)
+        {
+            SemanticModel model = Model(candidate.SyntaxTree);
+            (ISymbol? target, ExpressionSyntax? value) = candidate switch
+            {
+                AssignmentExpressionSyntax assignment => (model.GetSymbolInfo(assignment.Left).Symbol, assignment.Right),
+                VariableDeclaratorSyntax declarator => (model.GetDeclaredSymbol(declarator), declarator.Initializer?.Value),
+                PropertyDeclarationSyntax property => (model.GetDeclaredSymbol(property), property.Initializer?.Value),
+                _ => (null, null),
+            };
+            if (target is null || value is null || model.GetOperation(value) is not { } operation)
+                continue;
+            ISymbol key = target.OriginalDefinition;
+            byMember[key] = (byMember.TryGetValue(key, out var known) ? known : ImmutableArray<IOperation>.Empty).Add(AccessPaths.Strip(operation));
+        }
+
+        return byMember;
+    }
 
     /// <summary>Where the method is passed to a [RunsCallback] parameter that runs it in atomic context.</summary>
     public CallbackRegistration? CallbackOf(IMethodSymbol method) =>
         CallbacksNamed(method.Name).TryGetValue(method.OriginalDefinition, out var registration) ? registration : null;
 
     /// <summary>Every atomic callback registration of methods with this name, bound once (hard-irq wins over softirq).</summary>
-    private Dictionary<IMethodSymbol, CallbackRegistration> CallbacksNamed(string name) =>
-        callbacksByName.GetOrAdd(name, n =>
-        {
-            var byMethod = new Dictionary<IMethodSymbol, CallbackRegistration>(SymbolEqualityComparer.Default);
-            if (!names.Value.Arguments.TryGetValue(n, out var candidates))
-                return byMethod;
-            foreach (ArgumentSyntax argument in candidates)
-            {
-                SemanticModel model = Model(argument.SyntaxTree);
-                if (model.GetOperation(argument) is not IArgumentOperation { Parameter: { } parameter } passed
-                    || passed.Parent is not IInvocationOperation call
-                    || AccessPaths.Strip(passed.Value) is not IDelegateCreationOperation { Target: IMethodReferenceOperation reference })
-                {
-                    continue;
-                }
+    private Dictionary<IMethodSymbol, CallbackRegistration> CallbacksNamed(string name) => OncePer(callbacksByName, name, BindCallbacks);
 
-                foreach (CallbackSpec spec in context.EffectsOf(call.TargetMethod).Callbacks)
-                {
-                    IMethodSymbol key = reference.Method.OriginalDefinition;
-                    if (spec.DelegateParameter == parameter.Name && SectionFacts.ForCallback(spec.Context) is { } atomic
-                        && (!byMethod.TryGetValue(key, out var known) || atomic == Section.HardIrqContext && known.Context != atomic))
-                    {
-                        byMethod[key] = new CallbackRegistration(atomic, BodyAnalysis.CallbackDescription(call.TargetMethod, spec), call.Syntax.GetLocation());
-                    }
-                }
+    private Dictionary<IMethodSymbol, CallbackRegistration> BindCallbacks(string name)
+    {
+        var byMethod = new Dictionary<IMethodSymbol, CallbackRegistration>(SymbolEqualityComparer.Default);
+        if (!names.Value.Arguments.TryGetValue(name, out var candidates))
+            return byMethod;
+        foreach (ArgumentSyntax argument in candidates)
+        {
+            SemanticModel model = Model(argument.SyntaxTree);
+            if (model.GetOperation(argument) is not IArgumentOperation { Parameter: { } parameter } passed
+                || passed.Parent is not IInvocationOperation call
+                || AccessPaths.Strip(passed.Value) is not IDelegateCreationOperation { Target: IMethodReferenceOperation reference })
+            {
+                continue;
             }
 
-            return byMethod;
-        });
+            foreach (CallbackSpec spec in context.EffectsOf(call.TargetMethod).Callbacks)
+            {
+                IMethodSymbol key = reference.Method.OriginalDefinition;
+                if (spec.DelegateParameter == parameter.Name && SectionFacts.ForCallback(spec.Context) is { } atomic
+                    && (!byMethod.TryGetValue(key, out var known) || atomic == Section.HardIrqContext && known.Context != atomic))
+                {
+                    byMethod[key] = new CallbackRegistration(atomic, BodyAnalysis.CallbackDescription(call.TargetMethod, spec), call.Syntax.GetLocation());
+                }
+            }
+        }
+
+        return byMethod;
+    }
 
     private SemanticModel Model(SyntaxTree tree) => context.ModelOf(tree);
 

@@ -124,7 +124,7 @@ internal sealed class FlowState : IEquatable<FlowState>
 
     public static FlowState Join(FlowState a, FlowState b)
     {
-        if (ReferenceEquals(a, b))
+        if (a.Equals(b))
             return a;
         var sections = ImmutableDictionary.CreateBuilder<SectionId, SectionCount>();
         foreach (var id in a.Sections.Keys.Union(b.Sections.Keys))
@@ -146,9 +146,10 @@ internal sealed class FlowState : IEquatable<FlowState>
         var values = a.Values;
         foreach (var pair in b.Values)
         {
-            values = values.TryGetValue(pair.Key, out var mine)
-                ? values.SetItem(pair.Key, Union(mine, pair.Value))
-                : values.SetItem(pair.Key, pair.Value);
+            if (!values.TryGetValue(pair.Key, out var mine))
+                values = values.SetItem(pair.Key, pair.Value);
+            else if (!mine.SequenceEqual(pair.Value))
+                values = values.SetItem(pair.Key, Union(mine, pair.Value));
         }
 
         return new FlowState(sections.ToImmutable(), values);

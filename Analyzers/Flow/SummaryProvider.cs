@@ -9,11 +9,16 @@ using Microsoft.CodeAnalysis.Operations;
 
 namespace KmemGuard.Analyzers.Flow;
 
+/// <summary>A body analysed from an empty entry state, with the graph its nested lambdas and local functions come from.</summary>
+internal sealed record AnalyzedBody(ControlFlowGraph Graph, BodyResult Result);
+
 /// <summary>
 /// Computes a source method's summary on demand from its own operation tree and caches it for the
 /// compilation. A method already being summarized on this thread (recursion) is assumed to do nothing;
 /// a summary that relied on that assumption for a method still open is not cached, so that the order
 /// in which bodies are analyzed cannot change the result.
+/// The same run collects the method's findings: when its own findings pass starts from the same empty
+/// state, it takes them instead of analysing the body a second time.
 /// </summary>
 internal sealed class SummaryProvider
 {
@@ -25,9 +30,14 @@ internal sealed class SummaryProvider
     [ThreadStatic]
     private static HashSet<IMethodSymbol>? cutAt;
 
+    /// <summary>How many times this thread assumed a callee does nothing (recursion or depth); a run that saw one has partial findings.</summary>
+    [ThreadStatic]
+    private static int assumptions;
+
     private readonly KmemGuardContext context;
     private readonly Compilation compilation;
     private readonly ConcurrentDictionary<IMethodSymbol, MethodSummary> summaries = new(SymbolEqualityComparer.Default);
+    private readonly ConcurrentDictionary<IMethodSymbol, AnalyzedBody> unclaimedBodies = new(SymbolEqualityComparer.Default);
 
     public SummaryProvider(KmemGuardContext context, Compilation compilation)
     {
@@ -37,7 +47,7 @@ internal sealed class SummaryProvider
 
     public MethodSummary Get(IMethodSymbol method)
     {
-        method = method.PartialImplementationPart ?? method.OriginalDefinition;
+        method = Normalize(method);
         if (summaries.TryGetValue(method, out var known))
             return known;
         inProgress ??= new HashSet<IMethodSymbol>(SymbolEqualityComparer.Default);
@@ -45,21 +55,25 @@ internal sealed class SummaryProvider
         if (inProgress.Contains(method))
         {
             cutAt.Add(method);
+            assumptions++;
             return MethodSummary.Empty;
         }
 
         // Beyond this depth callees are assumed to do nothing; the summaries above are still cached, so
         // a chain of any length costs linear time (at the price of missing effects deeper than this).
         if (inProgress.Count >= MaxDepth)
+        {
+            assumptions++;
             return MethodSummary.Empty;
+        }
 
         inProgress.Add(method);
-        MethodSummary summary;
+        int assumptionsBefore = assumptions;
+        AnalyzedBody? analyzed = null;
         try
         {
-            summary = GraphOf(method) is { } graph
-                ? BodyAnalysis.Run(context, graph, method, FlowState.Empty, collectFindings: false).Summary
-                : MethodSummary.Empty;
+            if (GraphOf(method) is { } graph)
+                analyzed = new AnalyzedBody(graph, BodyAnalysis.Run(context, graph, method, FlowState.Empty, collectFindings: true));
         }
         finally
         {
@@ -67,12 +81,32 @@ internal sealed class SummaryProvider
             cutAt.Remove(method);
         }
 
-        return cutAt.Overlaps(inProgress) ? summary : summaries.GetOrAdd(method, summary);
+        MethodSummary summary = analyzed?.Result.Summary ?? MethodSummary.Empty;
+        if (cutAt.Overlaps(inProgress))
+            return summary;
+        if (analyzed is not null && assumptions == assumptionsBefore)
+            unclaimedBodies.TryAdd(method, analyzed);
+        return summaries.GetOrAdd(method, summary);
     }
 
     /// <summary>Records a summary that a findings pass computed from the same empty entry state.</summary>
-    public void Offer(IMethodSymbol method, MethodSummary summary) =>
-        summaries.TryAdd(method.PartialImplementationPart ?? method.OriginalDefinition, summary);
+    public void Offer(IMethodSymbol method, MethodSummary summary) => summaries.TryAdd(Normalize(method), summary);
+
+    /// <summary>
+    /// The analysis of the method's body from an empty entry state, if a summary run made one that no
+    /// callee assumption cut short; each is handed out once, to the method's own findings pass.
+    /// <paramref name="block"/> is the driver's operation block (the body's block or expression, whose
+    /// root operation is the method body the summary's graph was built from).
+    /// </summary>
+    public AnalyzedBody? Claim(IMethodSymbol method, IOperation block)
+    {
+        IOperation root = block;
+        while (root.Parent is { } parent)
+            root = parent;
+        return unclaimedBodies.TryRemove(Normalize(method), out var analyzed) && analyzed.Graph.OriginalOperation.Syntax == root.Syntax ? analyzed : null;
+    }
+
+    private static IMethodSymbol Normalize(IMethodSymbol method) => method.PartialImplementationPart ?? method.OriginalDefinition;
 
     private ControlFlowGraph? GraphOf(IMethodSymbol method)
     {
