@@ -294,7 +294,9 @@ internal sealed partial class BodyAnalysis
             .GroupBy(p => p.Value.Origin.Location);
         foreach (var group in held)
         {
-            SectionOrigin origin = group.First().Value.Origin;
+            // The section that names its lock says more ("spin_lock_irqsave(lk)", not "spin_lock_irqsave()");
+            // choosing it also keeps the message independent of the state's iteration order.
+            SectionOrigin origin = group.OrderBy(p => p.Key.Lock is null).ThenBy(p => p.Key.Kind).First().Value.Origin;
             Location location = ExitLocations.Of(block, branch, owner);
             var properties = ImmutableDictionary<string, string?>.Empty.Add(FixProperties.Release, origin.Release);
             collector.Report(Descriptors.SectionImbalance, location, ImmutableArray.Create(origin.Location), properties,
