@@ -61,9 +61,6 @@ internal sealed class Kmemleak
 
     public void Track(ulong start, ulong size, MemoryFamily family, string? cacheName, Track alloc, int minCount)
     {
-        // The depot walks the stack once per call site; doing it now makes the report show the
-        // allocation's stack, not the scanner's.
-        if (alloc.Site.IsKnown) _ = alloc.StackText;
         var block = new KmemleakObject(start, size, family, cacheName, alloc, minCount, Interlocked.Increment(ref _sequence));
         lock (_objectsLock) _objects[start] = block;
     }
