@@ -462,15 +462,8 @@ public class KmemleakTests
         using Machine m = Boot();
         const int threads = 4, perThread = 200;
         var kept = new KPtr[threads][];
-        using var scanning = new CancellationTokenSource();
-        Task scanner = Task.Run(() =>
+        await ScanningThreads.RunWhileScanning(m, threads, t =>
         {
-            m.MakeCurrent();
-            while (!scanning.IsCancellationRequested) m.ScanLeaks();
-        });
-        Parallel.For(0, threads, t =>
-        {
-            m.MakeCurrent();
             kept[t] = new KPtr[perThread];
             for (int i = 0; i < perThread; i++)
             {
@@ -480,8 +473,6 @@ public class KmemleakTests
                 else kept[t][i] = new KPtr(start);
             }
         });
-        scanning.Cancel();
-        await scanner;
 
         Assert.Equal(threads * perThread / 2, m.Kmemleak.Count);
         Assert.Empty(m.ScanLeaks(kept));

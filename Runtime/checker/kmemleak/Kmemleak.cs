@@ -35,6 +35,7 @@ internal sealed class Kmemleak
     private readonly Lock _objectsLock = new();
     private readonly List<(ulong Start, ulong Size)> _scanAreas = new();
     private readonly List<Func<IEnumerable<(ulong Start, ulong Size)>>> _scanAreaProviders = new();
+    private IKmemleakObjectSource[] _objectSources = Array.Empty<IKmemleakObjectSource>();
     private readonly object _scanLock = new();
     private readonly List<KmemleakObject> _lastReported = new();
     private long _sequence;
@@ -44,8 +45,31 @@ internal sealed class Kmemleak
     /// <summary>Blocks tracked now.</summary>
     public int Count
     {
-        get { lock (_objectsLock) return _objects.Count; }
+        get
+        {
+            int count;
+            lock (_objectsLock) count = _objects.Count;
+            foreach (IKmemleakObjectSource source in ObjectSources()) count += source.TrackedCount;
+            return count;
+        }
     }
+
+    /// <summary>
+    /// An allocator that keeps kmemleak's state of its blocks in its own metadata (the slab
+    /// allocator: a word per object), so that its allocations and frees cost no lock here.
+    /// </summary>
+    public void AddObjectSource(IKmemleakObjectSource source)
+    {
+        lock (_scanLock) Volatile.Write(ref _objectSources, [.. _objectSources, source]);
+    }
+
+    private IKmemleakObjectSource[] ObjectSources() => Volatile.Read(ref _objectSources);
+
+    /// <summary>The next allocation order number (kmemleak lists leaks in allocation order).</summary>
+    public long NextSequence() => Interlocked.Increment(ref _sequence);
+
+    /// <summary>Whether <paramref name="block"/> (from this kmemleak's dictionary) is still the block tracked at its start.</summary>
+    internal bool Holds(KmemleakObject block) => TryGetOwn(block.Start, out KmemleakObject? still) && still == block;
 
     /// <summary>
     /// Registers a block the allocator just handed out (kmemleak_alloc). Bootmem and per-CPU
@@ -61,7 +85,7 @@ internal sealed class Kmemleak
 
     public void Track(ulong start, ulong size, MemoryFamily family, string? cacheName, Track alloc, int minCount)
     {
-        var block = new KmemleakObject(start, size, family, cacheName, alloc, minCount, Interlocked.Increment(ref _sequence));
+        var block = new KmemleakObject(start, size, family, cacheName, alloc, minCount, NextSequence());
         lock (_objectsLock) _objects[start] = block;
     }
 
@@ -71,9 +95,20 @@ internal sealed class Kmemleak
         lock (_objectsLock) _objects.Remove(start);
     }
 
-    private bool TryGet(ulong start, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out KmemleakObject? block)
+    private bool TryGetOwn(ulong start, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out KmemleakObject? block)
     {
         lock (_objectsLock) return _objects.TryGetValue(start, out block);
+    }
+
+    private bool TryGet(ulong start, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out KmemleakObject? block)
+    {
+        if (TryGetOwn(start, out block)) return true;
+        foreach (IKmemleakObjectSource source in ObjectSources())
+        {
+            block = source.TrackedAt(start);
+            if (block != null) return true;
+        }
+        return false;
     }
 
     /// <summary>kmemleak_not_leak: the block is never reported, and what it points to is reachable. False if not tracked.</summary>
@@ -114,12 +149,9 @@ internal sealed class Kmemleak
     {
         lock (_scanLock)
         {
-            KmemleakObject[] tracked;
-            lock (_objectsLock)
-            {
-                tracked = new KmemleakObject[_objects.Count];
-                _objects.Values.CopyTo(tracked, 0);
-            }
+            var tracked = new List<KmemleakObject>();
+            lock (_objectsLock) tracked.AddRange(_objects.Values);
+            foreach (IKmemleakObjectSource source in ObjectSources()) source.CollectTracked(tracked);
             var scan = new KmemleakScan(_machine, tracked);
             var managed = new ManagedRootScanner(scan.Reference);
             foreach (object? root in roots) managed.ScanRoot(root);
@@ -130,7 +162,7 @@ internal sealed class Kmemleak
             var reports = new List<KernelBugReport>();
             _lastReported.Clear();
             foreach (KmemleakObject leak in scan.Unreferenced())
-                if (TryGet(leak.Start, out KmemleakObject? still) && still == leak)
+                if (leak.StillTracked(this))
                 {
                     reports.Add(new KernelBugReport(BugKind.Leak, KmemleakReport.Format(_machine, leak), leak.Start));
                     _lastReported.Add(leak);
@@ -152,7 +184,7 @@ internal sealed class Kmemleak
 }
 
 /// <summary>One tracked block (kmemleak's struct kmemleak_object).</summary>
-internal sealed class KmemleakObject
+internal class KmemleakObject
 {
     public KmemleakObject(ulong start, ulong size, MemoryFamily family, string? cacheName, Track alloc, int minCount, long sequence)
     {
@@ -178,9 +210,12 @@ internal sealed class KmemleakObject
     private volatile bool _noScan;
 
     /// <summary>References needed to be reachable: -1 black (ignored), 0 gray (a root), 1 normal.</summary>
-    public int MinCount { get => _minCount; set => _minCount = value; }
+    public virtual int MinCount { get => _minCount; set => _minCount = value; }
 
-    public bool NoScan { get => _noScan; set => _noScan = value; }
+    public virtual bool NoScan { get => _noScan; set => _noScan = value; }
+
+    /// <summary>Whether this is still the block tracked at its start (not freed, not replaced): a scan's leaks are checked again before they are reported.</summary>
+    public virtual bool StillTracked(Kmemleak kmemleak) => kmemleak.Holds(this);
 
     public ulong End => Start + Size;
 }

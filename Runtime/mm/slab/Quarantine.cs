@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using System.Runtime.Intrinsics.X86;
 using System.Threading;
 
 namespace KmemGuard;
@@ -13,6 +14,7 @@ namespace KmemGuard;
 internal sealed class Quarantine
 {
     private const int BatchObjects = 256;
+    private const uint CacheLine = 64;
 
     private sealed class Batch
     {
@@ -137,12 +139,25 @@ internal sealed class Quarantine
         return count;
     }
 
+    /// <summary>
+    /// Brings a released object's stride (red zones and poison) into the cache: the batch's objects
+    /// are the next ones handed out, and slub_debug checks every byte of them then. Touched here,
+    /// in one loop over the batch, the misses overlap instead of stalling each allocation in turn.
+    /// </summary>
+    private static unsafe void Prefetch(Slab slab, ulong obj)
+    {
+        if (!Sse.IsSupported) return;
+        byte* start = slab.HostOf(obj) - slab.Cache.RedLeftPad;
+        for (uint offset = 0; offset < slab.Cache.Size; offset += CacheLine) Sse.Prefetch1(start + offset);
+    }
+
     private void Release(ulong[] objects, int count, CallSite site = default)
     {
         for (int i = 0; i < count; i++)
         {
             Slab slab = _slab.SlabOf(objects[i])!;
             if (slab.State != null) slab.State[slab.StrideIndex(objects[i])] = Slab.ObjectFree;
+            if (slab.Cache.Debug) Prefetch(slab, objects[i]);
         }
         _slab.ReturnToSlabs(objects, count, site);
     }

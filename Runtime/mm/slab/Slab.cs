@@ -10,7 +10,7 @@ internal sealed unsafe class Slab : IObjectOwner
 {
     public const byte ObjectFree = 0, ObjectAllocated = 1, ObjectQuarantined = 2;
 
-    public Slab(kmem_cache_t cache, page head, bool tracking)
+    public Slab(kmem_cache_t cache, page head, bool tracking, bool leakTracking)
     {
         Cache = cache;
         Page = head;
@@ -28,6 +28,7 @@ internal sealed unsafe class Slab : IObjectOwner
             AllocTracks = new Track?[n];
             FreeTracks = new Track?[n];
         }
+        if (leakTracking) LeakWords = new long[n];
     }
 
     public readonly kmem_cache_t Cache;
@@ -48,6 +49,9 @@ internal sealed unsafe class Slab : IObjectOwner
     public readonly byte[]? State;
     public readonly uint[]? Requested;
     public readonly Track?[]? AllocTracks, FreeTracks;
+
+    /// <summary>kmemleak's word per object (<see cref="SlabLeakWord"/>), while kmemleak is on.</summary>
+    public readonly long[]? LeakWords;
 
     public int InUse => Cache.ObjectsPerSlab - FreeCount;
 

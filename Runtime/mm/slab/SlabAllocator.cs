@@ -33,6 +33,11 @@ internal sealed unsafe partial class SlabAllocator
         _tracks = new Track?[machine.Cpus.Length * TrackSlotsPerCpu];
         _ipiTask = new KTask(machine, 0, "slab_ipi", 0);
         if (Kasan != null) _quarantine = new Quarantine(this, machine.Ram.TotalBytes / 32, machine.Cpus.Length);
+        if (machine.IsChecking(Checks.Kmemleak))
+        {
+            _kmemleak = machine.Kmemleak;
+            _kmemleak.AddObjectSource(this);
+        }
     }
 
     public Machine Machine { get; }
@@ -221,7 +226,6 @@ internal sealed unsafe partial class SlabAllocator
             return 0;
         }
         if (cache.Debug) PostAlloc(cache, obj, requested, track);
-        if (track != null) Machine.KmemleakAlloc(obj, cache.ObjectSize, cache.IsKmalloc ? MemoryFamily.Kmalloc : MemoryFamily.SlabCache, cache.Name, track);
         if ((flags & Kernel.__GFP_ZERO) != 0) new Span<byte>(HostOf(obj), (int)(cache.RedZone ? requested : cache.ObjectSize)).Clear();
         return obj;
     }
@@ -367,7 +371,7 @@ internal sealed unsafe partial class SlabAllocator
         if (head == null && Quarantine != null && Quarantine.DrainAll() > 0)
             head = Machine.PageAllocator.Alloc(pageGfp, cache.Order, nodeId, site);
         if (head == null) return null;
-        var slab = new Slab(cache, head, Tracking);
+        var slab = new Slab(cache, head, Tracking, LeakTracking);
         head.Flags |= PageFlags.Slab;
         head.Owner = slab;
         AccountSlabPages(cache, +1);
@@ -402,7 +406,6 @@ internal sealed unsafe partial class SlabAllocator
     /// <summary>Frees an object that the checks (if on) found valid: debug state, KASAN, quarantine, then the CPU's array.</summary>
     public void FreeObject(kmem_cache_t cache, Slab? slab, ulong obj, CallSite site)
     {
-        Machine.KmemleakFree(obj);
         if (cache.Debug)
         {
             slab ??= SlabOf(obj)!;

@@ -60,6 +60,7 @@ internal sealed unsafe partial class SlabAllocator
             slab.Requested![index] = requested;
             slab.AllocTracks![index] = track;
             slab.State[index] = Slab.ObjectAllocated;
+            TrackLeak(slab, index);
         }
         KasanSetRequested(cache, obj, requested);
         if (findings == null) return;
