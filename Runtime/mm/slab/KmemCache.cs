@@ -39,6 +39,8 @@ public sealed class kmem_cache_t
         _poison = Machine.ChecksCompiledIn && ((flags & Kernel.SLAB_POISON) != 0 || allocator.SlubDebug) && ctor == null && lddCtor == null;
         Align = CalculateAlignment(flags, align, objectSize);
         (Size, RedLeftPad) = CalculateSizes(objectSize, Align, RedZone, allocator.Machine.Memory.Kasan != null);
+        Stride = new StrideDivisor(Size);
+        if (RedZone && Poison) FreePattern = BuildFreePattern(Size, RedLeftPad, ObjectSize);
         Order = CalculateOrder(Size, allocator.Machine.Cpus.Length);
         ObjectsPerSlab = (int)(((uint)Kernel.PAGE_SIZE << Order) / Size);
         _debug = allocator.Tracking || allocator.Kasan != null || RedZone || Poison;
@@ -59,6 +61,25 @@ public sealed class kmem_cache_t
     /// <summary>Bytes each object takes in a slab, red zones and padding included (s->size).</summary>
     internal uint Size { get; }
     internal uint Align { get; }
+
+    /// <summary>Divides offsets in a slab by <see cref="Size"/>.</summary>
+    internal StrideDivisor Stride { get; }
+
+    /// <summary>
+    /// A free object's whole stride under slub_debug with red zones and poison: inactive red
+    /// zones around POISON_FREE bytes ending in POISON_END. One compare checks a free object,
+    /// one copy makes one; null unless both red zones and poison are on.
+    /// </summary>
+    internal byte[]? FreePattern { get; }
+
+    private static byte[] BuildFreePattern(uint size, uint redLeftPad, uint objectSize)
+    {
+        var pattern = new byte[size];
+        pattern.AsSpan().Fill(SlabAllocator.SLUB_RED_INACTIVE);
+        pattern.AsSpan((int)redLeftPad, (int)objectSize - 1).Fill(SlabAllocator.POISON_FREE);
+        pattern[redLeftPad + objectSize - 1] = SlabAllocator.POISON_END;
+        return pattern;
+    }
 
     /// <summary>Left red zone: where the object starts inside its stride (s->red_left_pad).</summary>
     internal uint RedLeftPad { get; }

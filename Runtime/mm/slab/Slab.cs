@@ -64,7 +64,7 @@ internal sealed unsafe class Slab : IObjectOwner
     /// <summary>The object whose stride holds <paramref name="address"/>, or -1 in the slab's unused tail.</summary>
     public int StrideIndex(ulong address)
     {
-        uint index = (uint)(address - Base) / Cache.Size;
+        uint index = Cache.Stride.Divide((uint)(address - Base));
         return index < (uint)Cache.ObjectsPerSlab ? (int)index : -1;
     }
 

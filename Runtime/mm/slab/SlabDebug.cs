@@ -18,10 +18,15 @@ internal sealed unsafe partial class SlabAllocator
     /// <summary>A finding of check_object: what was overwritten, and where.</summary>
     private readonly record struct DebugFinding(string What, ulong Start, int Length, byte Expected, byte FirstBad, ulong FirstBadAddress, ulong LastBadAddress);
 
-    /// <summary>init_object on a new slab: inactive red zones around a poisoned object.</summary>
+    /// <summary>init_object, on a new slab and on free: inactive red zones around a poisoned object.</summary>
     private static void InitObjectDebug(kmem_cache_t cache, Slab slab, ulong obj)
     {
         byte* p = slab.HostOf(obj);
+        if (cache.FreePattern is { } pattern)
+        {
+            pattern.CopyTo(new Span<byte>(p - cache.RedLeftPad, pattern.Length));
+            return;
+        }
         if (cache.RedZone)
         {
             new Span<byte>(p - cache.RedLeftPad, (int)cache.RedLeftPad).Fill(SLUB_RED_INACTIVE);
@@ -48,8 +53,11 @@ internal sealed unsafe partial class SlabAllocator
         int index = slab.StrideIndex(obj);
         List<DebugFinding>? findings = null;
         byte* p = slab.HostOf(obj);
-        if (cache.RedZone) CheckRedzones(cache, slab, obj, SLUB_RED_INACTIVE, cache.ObjectSize, ref findings);
-        if (cache.Poison) CheckPoison(cache, obj, p, ref findings);
+        if (!IsIntactFreeObject(cache, p))
+        {
+            if (cache.RedZone) CheckRedzones(cache, slab, obj, SLUB_RED_INACTIVE, cache.ObjectSize, ref findings);
+            if (cache.Poison) CheckPoison(cache, obj, p, ref findings);
+        }
         if (cache.RedZone)
         {
             new Span<byte>(p - cache.RedLeftPad, (int)cache.RedLeftPad).Fill(SLUB_RED_ACTIVE);
@@ -96,15 +104,13 @@ internal sealed unsafe partial class SlabAllocator
             slab.FreeTracks![index] = TrackFor(task, site);
             slab.State[index] = Quarantine != null ? Slab.ObjectQuarantined : Slab.ObjectFree;
         }
-        byte* p = slab.HostOf(obj);
-        if (cache.Poison) WritePoison(cache, p);
-        if (cache.RedZone)
-        {
-            new Span<byte>(p - cache.RedLeftPad, (int)cache.RedLeftPad).Fill(SLUB_RED_INACTIVE);
-            new Span<byte>(p + cache.ObjectSize, (int)cache.RightRedzone).Fill(SLUB_RED_INACTIVE);
-        }
+        InitObjectDebug(cache, slab, obj);
         Kasan?.Poison(obj, cache.ObjectSize, Kasan.SlabFree);
     }
+
+    /// <summary>The whole stride matches the free pattern: one compare instead of a check per region (false when there is no pattern).</summary>
+    private static bool IsIntactFreeObject(kmem_cache_t cache, byte* p) =>
+        cache.FreePattern is { } pattern && new ReadOnlySpan<byte>(p - cache.RedLeftPad, pattern.Length).SequenceEqual(pattern);
 
     private static void CheckRedzones(kmem_cache_t cache, Slab slab, ulong obj, byte expected, uint rightFrom, ref List<DebugFinding>? findings)
     {
