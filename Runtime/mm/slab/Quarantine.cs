@@ -19,6 +19,9 @@ internal sealed class Quarantine
     private sealed class Batch
     {
         public readonly ulong[] Objects = new ulong[BatchObjects];
+
+        /// <summary>Each object's slab, known when it is freed: the release does not look it up again.</summary>
+        public readonly Slab[] Slabs = new Slab[BatchObjects];
         public int Count;
         public long Bytes;
     }
@@ -28,6 +31,8 @@ internal sealed class Quarantine
     private readonly long _perCpuBytes;
     private readonly Batch[] _pending;
     private readonly Queue<Batch> _global = new();
+    // Released batches, reused as the CPUs' open batches (under _lock).
+    private readonly Stack<Batch> _spare = new();
     private readonly Lock _lock = new();
     private long _globalBytes;
 
@@ -44,11 +49,12 @@ internal sealed class Quarantine
     public long GlobalBytes => Volatile.Read(ref _globalBytes);
 
     /// <summary>Quarantines a freed object; the caller owns CPU <paramref name="cpu"/>.</summary>
-    public void Put(int cpu, ulong obj, uint size, CallSite site)
+    public void Put(int cpu, Slab slab, ulong obj, CallSite site)
     {
         Batch batch = _pending[cpu];
+        batch.Slabs[batch.Count] = slab;
         batch.Objects[batch.Count++] = obj;
-        batch.Bytes += size;
+        batch.Bytes += slab.Cache.Size;
         if (batch.Count == BatchObjects || batch.Bytes >= _perCpuBytes) FlushPending(cpu, site);
     }
 
@@ -57,10 +63,11 @@ internal sealed class Quarantine
     {
         Batch batch = _pending[cpu];
         if (batch.Count == 0) return;
-        _pending[cpu] = new Batch();
         List<Batch>? evicted = null;
         lock (_lock)
         {
+            // A fresh open batch before anything is released: a destructor run by the release may free again.
+            _pending[cpu] = _spare.Count != 0 ? _spare.Pop() : new Batch();
             _global.Enqueue(batch);
             _globalBytes += batch.Bytes;
             while (_globalBytes > _maxBytes && _global.Count > 0)
@@ -70,7 +77,15 @@ internal sealed class Quarantine
                 (evicted ??= new List<Batch>()).Add(oldest);
             }
         }
-        if (evicted != null) foreach (Batch old in evicted) Release(old.Objects, old.Count, site);
+        if (evicted == null) return;
+        foreach (Batch old in evicted) Release(old.Objects, old.Slabs, old.Count, site);
+        lock (_lock)
+            foreach (Batch old in evicted)
+            {
+                old.Count = 0;
+                old.Bytes = 0;
+                if (_spare.Count < _pending.Length) _spare.Push(old);
+            }
     }
 
     /// <summary>Empties the global FIFO (memory pressure); returns the objects released.</summary>
@@ -86,7 +101,7 @@ internal sealed class Quarantine
         int released = 0;
         foreach (Batch batch in all)
         {
-            Release(batch.Objects, batch.Count);
+            Release(batch.Objects, batch.Slabs, batch.Count);
             released += batch.Count;
         }
         return released;
@@ -96,6 +111,7 @@ internal sealed class Quarantine
     public void RemoveCache(kmem_cache_t cache)
     {
         var mine = new List<ulong>();
+        var slabs = new List<Slab>();
         lock (_lock)
         {
             foreach (Batch batch in _global)
@@ -105,20 +121,23 @@ internal sealed class Quarantine
                 for (int i = 0; i < batch.Count; i++)
                 {
                     ulong obj = batch.Objects[i];
-                    if (_slab.SlabOf(obj)!.Cache == cache)
+                    Slab slab = batch.Slabs[i];
+                    if (slab.Cache == cache)
                     {
                         mine.Add(obj);
+                        slabs.Add(slab);
                         continue;
                     }
+                    batch.Slabs[kept] = slab;
                     batch.Objects[kept++] = obj;
-                    bytes += _slab.SlabOf(obj)!.Cache.Size;
+                    bytes += slab.Cache.Size;
                 }
                 _globalBytes -= batch.Bytes - bytes;
                 batch.Count = kept;
                 batch.Bytes = bytes;
             }
         }
-        Release(mine.ToArray(), mine.Count);
+        Release(mine.ToArray(), slabs.ToArray(), mine.Count);
     }
 
     /// <summary>Objects of <paramref name="cache"/> in quarantine, global and per CPU (a racy count, for tests and /proc).</summary>
@@ -131,11 +150,11 @@ internal sealed class Quarantine
         return count;
     }
 
-    private int CountIn(Batch batch, kmem_cache_t cache)
+    private static int CountIn(Batch batch, kmem_cache_t cache)
     {
         int count = 0;
         for (int i = 0; i < batch.Count; i++)
-            if (_slab.SlabOf(batch.Objects[i])?.Cache == cache) count++;
+            if (batch.Slabs[i].Cache == cache) count++;
         return count;
     }
 
@@ -151,14 +170,15 @@ internal sealed class Quarantine
         for (uint offset = 0; offset < slab.Cache.Size; offset += CacheLine) Sse.Prefetch1(start + offset);
     }
 
-    private void Release(ulong[] objects, int count, CallSite site = default)
+    private void Release(ulong[] objects, Slab[] slabs, int count, CallSite site = default)
     {
         for (int i = 0; i < count; i++)
         {
-            Slab slab = _slab.SlabOf(objects[i])!;
+            Slab slab = slabs[i];
             if (slab.State != null) slab.State[slab.StrideIndex(objects[i])] = Slab.ObjectFree;
             if (slab.Cache.Debug) Prefetch(slab, objects[i]);
         }
-        _slab.ReturnToSlabs(objects, count, site);
+        _slab.ReturnToSlabs(objects, slabs, count, site);
+        Array.Clear(slabs, 0, count); // the slabs may be discarded: hold no reference to them
     }
 }

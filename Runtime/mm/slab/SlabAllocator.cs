@@ -416,7 +416,7 @@ internal sealed unsafe partial class SlabAllocator
         if (cache.Debug) MarkFreed(cache, slab!, obj, task, site);
         if (Quarantine != null)
         {
-            Quarantine.Put(task.CpuId, obj, cache.Size, site);
+            Quarantine.Put(task.CpuId, slab!, obj, site);
         }
         else
         {
@@ -430,7 +430,7 @@ internal sealed unsafe partial class SlabAllocator
     /// <summary>Gives the oldest <paramref name="count"/> objects of a CPU's array back to their slabs (free_block).</summary>
     private void Flush(CpuCache cc, int count, CallSite site = default)
     {
-        ReturnToSlabs(cc.Objects, count, site);
+        ReturnToSlabs(cc.Objects, null, count, site);
         Array.Copy(cc.Objects, count, cc.Objects, 0, cc.Count - count);
         cc.Count -= count;
     }
@@ -439,9 +439,10 @@ internal sealed unsafe partial class SlabAllocator
     /// Returns free objects to their slabs, holding each node's list_lock for a run of objects;
     /// slabs that become empty beyond min_partial go back to the page allocator afterwards.
     /// <paramref name="site"/> is the free that caused it: the pages' free track (a known site
-    /// costs a depot lookup; an unknown one a stack walk per slab).
+    /// costs a depot lookup; an unknown one a stack walk per slab). <paramref name="slabs"/>, when
+    /// the caller kept them, are the objects' slabs (else they are looked up).
     /// </summary>
-    public void ReturnToSlabs(ulong[] objects, int count, CallSite site = default)
+    public void ReturnToSlabs(ulong[] objects, Slab[]? slabs, int count, CallSite site = default)
     {
         Slab? discard = null;
         KmemCacheNode? locked = null;
@@ -449,7 +450,7 @@ internal sealed unsafe partial class SlabAllocator
         {
             for (int i = 0; i < count; i++)
             {
-                Slab slab = SlabOf(objects[i])!;
+                Slab slab = slabs?[i] ?? SlabOf(objects[i])!;
                 KmemCacheNode node = slab.Cache.Nodes[slab.NodeId];
                 if (node != locked)
                 {
