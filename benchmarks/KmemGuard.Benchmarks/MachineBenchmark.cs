@@ -21,10 +21,11 @@ public abstract class MachineBenchmark
     /// the fast path, and forced preemption (a host yield every 16th might_sleep) is a debugging
     /// aid that is off here (<see cref="MachineOptions.PreemptEvery"/> = 0).
     /// </summary>
-    protected void BootMachine(Checks checks)
-    {
-        _machine = Machine.Boot(new MachineOptions { Cpus = 1, MemoryBytes = 256L << 20, Checks = checks, PreemptEvery = 0 });
-    }
+    protected void BootMachine(Checks checks) => _machine = BootBenchmarkMachine(checks);
+
+    /// <summary>The benchmarks' machine (see <see cref="BootMachine"/>).</summary>
+    public static Machine BootBenchmarkMachine(Checks checks) =>
+        Machine.Boot(new MachineOptions { Cpus = 1, MemoryBytes = 256L << 20, Checks = checks, PreemptEvery = 0 });
 
     protected Machine Machine => _machine!;
 
