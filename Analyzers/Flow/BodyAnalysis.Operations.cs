@@ -21,7 +21,10 @@ internal sealed partial class BodyAnalysis
                 return OnCall(constructor, creation, creation.Arguments, null, state);
             case ISimpleAssignmentOperation assignment:
                 state = VisitChildren(assignment, state);
-                return Path(assignment.Target) is { } target ? state.SetValue(target, OriginsOf(assignment.Value, state)) : state;
+                if (Path(assignment.Target) is not { } target)
+                    return state;
+                state = state.SetValue(target, OriginsOf(assignment.Value, state));
+                return assignment.Target is ILocalReferenceOperation && TrylockOf(assignment.Value) is { } trylock ? state.WithTrylock(target, trylock) : state;
             case ICompoundAssignmentOperation or IIncrementOrDecrementOperation:
                 state = VisitChildren(operation, state);
                 IOperation changed = operation is ICompoundAssignmentOperation compound ? compound.Target : ((IIncrementOrDecrementOperation)operation).Target;
@@ -83,6 +86,22 @@ internal sealed partial class BodyAnalysis
         Microsoft.CodeAnalysis.CSharp.Syntax.ArgumentSyntax argument => argument.Expression.ToString(),
         var syntax => syntax.ToString(),
     };
+
+    /// <summary>The sections a trylock call enters when it returns true, or null for any other value; one instance per call, so states compare equal.</summary>
+    private TrylockResult? TrylockOf(IOperation value)
+    {
+        if (AccessPaths.Strip(value) is not IInvocationOperation call)
+            return null;
+        if (!trylocks.TryGetValue(call, out TrylockResult? trylock))
+        {
+            ImmutableArray<SectionSpec> sections = context.EffectsOf(call.TargetMethod).EntersIfTrue;
+            trylock = sections.IsEmpty ? null
+                : new TrylockResult(sections.Select(s => (IdOf(s, call), OriginOf(call, s))).ToImmutableArray(), null);
+            trylocks[call] = trylock;
+        }
+
+        return trylock;
+    }
 
     // ---- Calls -------------------------------------------------------------------------------
 
