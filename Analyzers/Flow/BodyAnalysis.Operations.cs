@@ -247,7 +247,7 @@ internal sealed partial class BodyAnalysis
             return;
         }
 
-        string via = path.Chain.IsEmpty ? "" : ": reached via " + string.Join(" → ", new[] { ownerName }.Concat(path.Chain).Concat(new[] { path.LeafName }).Select((n, i) => i == path.Chain.Length + 1 ? n : n + "()"));
+        string via = path.Chain.IsEmpty ? "" : ": reached via " + ChainText(path);
         string holder = atomic.FromCaller
             ? atomic.Origin.Description + " (line " + Line(atomic.Origin.Location) + ")"
             : atomic.Origin.Description + " at line " + Line(atomic.Origin.Location) + " holds an atomic section";
@@ -259,6 +259,13 @@ internal sealed partial class BodyAnalysis
             properties = properties.Add(FixProperties.GfpParameter, mask.Parameter?.Name);
         collector.Report(Descriptors.SleepInAtomic, call.Syntax.GetLocation(), additional, properties, path.Leaf, holder, via);
     }
+
+    /// <summary>"f() → refill() → kmalloc": from this body through the callees to the leaf call.</summary>
+    private string ChainText(SleepPath path) =>
+        string.Join(" → ", new[] { ownerName }.Concat(path.Chain).Select(AsCall).Concat(new[] { path.LeafName }));
+
+    /// <summary>A body named as a call; a lambda's name ("lambda at line 12") is a phrase and stays as it is.</summary>
+    private static string AsCall(string name) => name.IndexOf(' ') < 0 ? name + "()" : name;
 
     // ---- Sections ----------------------------------------------------------------------------
 
@@ -319,7 +326,7 @@ internal sealed partial class BodyAnalysis
             Location location = ExitLocations.Of(block, branch, owner);
             var properties = ImmutableDictionary<string, string?>.Empty.Add(FixProperties.Release, origin.Release);
             collector.Report(Descriptors.SectionImbalance, location, ImmutableArray.Create(origin.Location), properties,
-                origin.Description + " at line " + Line(origin.Location) + " is still held when " + ownerName + "() returns here"
+                origin.Description + " at line " + Line(origin.Location) + " is still held when " + AsCall(ownerName) + " returns here"
                 + (origin.Release.Length > 0 ? ": call " + origin.Release + " first" : ""));
         }
 
@@ -391,7 +398,7 @@ internal sealed partial class BodyAnalysis
         ImmutableArray<AllocationOrigin> origins = OriginsOf(freed.Value, state);
         int? freeOrder = through is not null ? through.Order
             : free.OrderParameter is null ? 0 : ConstantInt(ArgumentFor(arguments, free.OrderParameter)?.Value);
-        string freeName = through is null ? freer.Name : through.Freer.Name + " (in " + string.Join(" → ", chain.Select(c => c + "()")) + ")";
+        string freeName = through is null ? freer.Name : through.Freer.Name + " (in " + string.Join(" → ", chain.Select(AsCall)) + ")";
         IMethodSymbol primitive = through?.Freer ?? freer;
         if (origins.IsEmpty)
         {

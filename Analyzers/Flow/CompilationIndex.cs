@@ -40,12 +40,16 @@ internal sealed class CompilationIndex
             .Distinct()
             .ToImmutableArray());
 
-    /// <summary>The methods a delegate-typed field or property is ever assigned (ops tables).</summary>
+    /// <summary>The methods, lambdas and anonymous methods a delegate-typed field or property is ever assigned (ops tables).</summary>
     public IEnumerable<IMethodSymbol> DelegateTargetsOf(ISymbol member) =>
         AssignedValues(member)
-            .Select(value => value is IDelegateCreationOperation creation ? creation.Target : value)
-            .OfType<IMethodReferenceOperation>()
-            .Select(r => r.Method);
+            .Select(value => (value is IDelegateCreationOperation creation ? creation.Target : value) switch
+            {
+                IMethodReferenceOperation reference => reference.Method,
+                IAnonymousFunctionOperation lambda => lambda.Symbol,
+                _ => null,
+            })
+            .OfType<IMethodSymbol>();
 
     private ImmutableArray<IOperation> AssignedValues(ISymbol member) =>
         AssignmentsNamed(member.Name).TryGetValue(member.OriginalDefinition, out var values) ? values : ImmutableArray<IOperation>.Empty;
