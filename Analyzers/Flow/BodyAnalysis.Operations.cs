@@ -146,9 +146,8 @@ internal sealed partial class BodyAnalysis
         if (effects.Frees is { } free && ArgumentFor(arguments, free.Parameter) is { } freed)
             CheckFree(call, target, free, arguments, freed, state, ImmutableArray<string>.Empty);
 
-        if (effects.RequiresPreemptionDisabled && !state.MayPinCpu())
-            collector?.Report(Descriptors.PreemptibleCpuAccess, call.Syntax.GetLocation(), ImmutableArray<Location>.Empty,
-                ImmutableDictionary<string, string?>.Empty, target.Name + "()", ownerName + "()");
+        if (effects.RequiresPreemptionDisabled)
+            OnCpuAccess(call, state, new SleepPath(ImmutableArray<string>.Empty, target.Name + "()", target.Name, call.Syntax.GetLocation()));
 
         foreach (SectionSpec section in effects.Leaves)
             state = LeaveSection(IdOf(section, arguments), OriginOf(call, target, section, arguments), call, state);
@@ -187,6 +186,8 @@ internal sealed partial class BodyAnalysis
         string name = DisplayName(callee);
         if (summary.Sleeps is { } sleeps)
             OnSleep(call, state, sleeps, null);
+        if (summary.NeedsPreemptionOff is { } access)
+            OnCpuAccess(call, state, access);
         foreach (var pair in summary.SleepsIfGfp)
         {
             if (ArgumentAt(arguments, pair.Key) is { } mask)
@@ -258,6 +259,30 @@ internal sealed partial class BodyAnalysis
         if (path.Chain.IsEmpty && mask is not null)
             properties = properties.Add(FixProperties.GfpParameter, mask.Parameter?.Name);
         collector.Report(Descriptors.SleepInAtomic, call.Syntax.GetLocation(), additional, properties, path.Leaf, holder, via);
+    }
+
+    // ---- Per-CPU access ----------------------------------------------------------------------
+
+    /// <summary>
+    /// A call that needs preemption disabled, made while preemptible. A helper that callers in the
+    /// compilation call leaves the pinning to them, as the kernel's helpers do: the summary carries the
+    /// need up to each preemptible call. A method that nothing in the compilation calls, or that other
+    /// assemblies can call, or a lambda, is reported here.
+    /// </summary>
+    private void OnCpuAccess(IOperation call, FlowState state, SleepPath path)
+    {
+        if (collector is null || state.MayPinCpu())
+            return;
+        if (owner is not null && context.Index.LeavesPinningToCallers(owner))
+        {
+            collector.NeedsPreemptionOff(path.Through(ownerName));
+            return;
+        }
+
+        string via = path.Chain.IsEmpty ? "" : " (reached via " + ChainText(path) + ")";
+        var additional = path.Chain.IsEmpty ? ImmutableArray<Location>.Empty : ImmutableArray.Create(path.LeafLocation);
+        collector.Report(Descriptors.PreemptibleCpuAccess, call.Syntax.GetLocation(), additional, ImmutableDictionary<string, string?>.Empty,
+            path.Leaf, AsCall(ownerName), via);
     }
 
     /// <summary>"f() → refill() → kmalloc": from this body through the callees to the leaf call.</summary>

@@ -241,6 +241,31 @@ public class PreemptibleCpuAccessCodeFixTests
         }
         """, PreemptibleCpuAccessCodeFixProvider.PreemptDisableKey, Kmg("KMG0003").WithLocation(0));
 
+
+    [Fact]
+    public Task PreemptDisableWrapsTheCallOfAHelper() => FixAsync<PreemptibleCpuAccessAnalyzer, PreemptibleCpuAccessCodeFixProvider>("""
+        class Dev
+        {
+            int[] counts = new int[4];
+            int slot() => smp_processor_id() * 2;
+            void f()
+            {
+                counts[{|#0:slot()|}]++;
+            }
+        }
+        """, """
+        class Dev
+        {
+            int[] counts = new int[4];
+            int slot() => smp_processor_id() * 2;
+            void f()
+            {
+                preempt_disable();
+                counts[slot()]++;
+                preempt_enable();
+            }
+        }
+        """, PreemptibleCpuAccessCodeFixProvider.PreemptDisableKey, IgnoreExtra(Kmg("KMG0003").WithLocation(0)));
 }
 
 public class SectionImbalanceCodeFixTests
