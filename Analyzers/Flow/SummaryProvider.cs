@@ -141,14 +141,15 @@ internal sealed class SummaryProvider
         while (root?.Parent is { } parent)
             root = parent;
         return root is IMethodBodyOperation or IConstructorBodyOperation or IFieldInitializerOperation or IPropertyInitializerOperation
-            ? NestedGraphOf(ControlFlowGraph.Create(root.Syntax, model), lambda, syntax.Span)
+            ? NestedGraphOf(ControlFlowGraph.Create(root.Syntax, model), syntax)
             : null;
     }
 
-    private static ControlFlowGraph? NestedGraphOf(ControlFlowGraph? graph, IMethodSymbol lambda, TextSpan span)
+    private static ControlFlowGraph? NestedGraphOf(ControlFlowGraph? graph, SyntaxNode lambda)
     {
         if (graph is null)
             return null;
+        TextSpan span = lambda.Span;
         foreach (BasicBlock block in graph.Blocks)
         {
             var operations = block.BranchValue is { } branch ? block.Operations.Add(branch) : block.Operations;
@@ -157,12 +158,12 @@ internal sealed class SummaryProvider
                 if (!nested.Syntax.Span.Contains(span))
                     continue;
                 ControlFlowGraph inner = graph.GetAnonymousFunctionControlFlowGraph(nested);
-                return SymbolEqualityComparer.Default.Equals(nested.Symbol, lambda) ? inner : NestedGraphOf(inner, lambda, span);
+                return nested.Syntax == lambda ? inner : NestedGraphOf(inner, lambda);
             }
         }
 
         IMethodSymbol? around = graph.LocalFunctions.FirstOrDefault(local =>
-            local.DeclaringSyntaxReferences.Any(r => r.SyntaxTree == lambda.DeclaringSyntaxReferences[0].SyntaxTree && r.Span.Contains(span)));
-        return around is null ? null : NestedGraphOf(graph.GetLocalFunctionControlFlowGraph(around), lambda, span);
+            local.DeclaringSyntaxReferences.Any(r => r.SyntaxTree == lambda.SyntaxTree && r.Span.Contains(span)));
+        return around is null ? null : NestedGraphOf(graph.GetLocalFunctionControlFlowGraph(around), lambda);
     }
 }

@@ -153,6 +153,7 @@ public class SleepInAtomicInterproceduralTests
             public Action<Dev>? rx;
             public Action<Dev>? tx;
             public Func<Dev, int>? poll;
+            public Action<Dev>? stop;
         }
 
         class Dev
@@ -166,7 +167,10 @@ public class SleepInAtomicInterproceduralTests
             {
                 ops.rx = (d) => { var p = {|#2:kmalloc(64, GFP_KERNEL)|}; };
                 ops.tx = d => kmalloc(64, GFP_ATOMIC);
-                ops.poll = delegate (Dev d) { {|#6:msleep(1)|}; return 0; };
+                install();
+                Action later = () => ops.stop = d => {|#8:schedule()|};
+
+                void install() => ops.poll = delegate (Dev d) { {|#6:msleep(1)|}; return 0; };
             }
 
             void f()
@@ -177,15 +181,17 @@ public class SleepInAtomicInterproceduralTests
                 {|#3:reset(this)|};
                 quiet(this);
                 {|#5:ops.poll!(this)|};
+                {|#7:ops.stop!(this)|};
                 spin_unlock(lk);
                 ops.rx!(this);
             }
         }
         """,
         Kmg("KMG0001").WithLocation(0).WithLocation(1).WithLocation(2)
-            .WithMessage("kmalloc with GFP_KERNEL may sleep, but spin_lock(lk) at line 29 holds an atomic section: reached via f() → lambda at line 22 → kmalloc"),
+            .WithMessage("kmalloc with GFP_KERNEL may sleep, but spin_lock(lk) at line 33 holds an atomic section: reached via f() → lambda at line 23 → kmalloc"),
         Kmg("KMG0001").WithLocation(3).WithLocation(1).WithLocation(4),
-        Kmg("KMG0001").WithLocation(5).WithLocation(1).WithLocation(6));
+        Kmg("KMG0001").WithLocation(5).WithLocation(1).WithLocation(6),
+        Kmg("KMG0001").WithLocation(7).WithLocation(1).WithLocation(8));
 
     [Fact]
     public Task RecursionTerminates() => AnalyzeAsync<SleepInAtomicAnalyzer>("""
