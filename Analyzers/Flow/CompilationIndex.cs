@@ -128,7 +128,8 @@ internal sealed class CompilationIndex
 
     /// <summary>
     /// Whether a per-CPU access in the method is its callers' to pin: it is a method or local function
-    /// that other assemblies cannot call and that is called by name somewhere in the compilation.
+    /// that other assemblies cannot call and that is called by name somewhere in the compilation
+    /// outside its own body (a recursive call is no caller).
     /// </summary>
     public bool LeavesPinningToCallers(IMethodSymbol method) =>
         method.MethodKind is MethodKind.Ordinary or MethodKind.LocalFunction
@@ -146,7 +147,7 @@ internal sealed class CompilationIndex
         return true;
     }
 
-    /// <summary>The methods of this name that some invocation in the compilation calls, bound once.</summary>
+    /// <summary>The methods of this name that some invocation in the compilation calls from another body, bound once.</summary>
     private HashSet<IMethodSymbol> CalledNamed(string name) => OncePer(calledByName, name, BindCalls);
 
     private HashSet<IMethodSymbol> BindCalls(string name)
@@ -156,8 +157,12 @@ internal sealed class CompilationIndex
             return called;
         foreach (InvocationExpressionSyntax invocation in candidates)
         {
-            if (Model(invocation.SyntaxTree).GetSymbolInfo(invocation).Symbol is IMethodSymbol method)
+            SemanticModel model = Model(invocation.SyntaxTree);
+            if (model.GetSymbolInfo(invocation).Symbol is IMethodSymbol method
+                && !SymbolEqualityComparer.Default.Equals(model.GetEnclosingSymbol(invocation.SpanStart)?.OriginalDefinition, method.OriginalDefinition))
+            {
                 called.Add((method.ReducedFrom ?? method).OriginalDefinition);
+            }
         }
 
         return called;

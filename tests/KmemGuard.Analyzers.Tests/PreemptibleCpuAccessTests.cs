@@ -144,6 +144,7 @@ public class PreemptibleCpuAccessTests
             protected int forDerived() => {|#1:smp_processor_id()|};
             static int orphan() => {|#2:smp_processor_id()|};
             int viaForDerived() => forDerived();
+            static int walk(int n) => n > 0 ? walk(n - 1) : {|#5:smp_processor_id()|};
 
             void local()
             {
@@ -152,7 +153,7 @@ public class PreemptibleCpuAccessTests
             }
         }
         """,
-        Kmg("KMG0003").WithLocation(0), Kmg("KMG0003").WithLocation(1), Kmg("KMG0003").WithLocation(2),
+        Kmg("KMG0003").WithLocation(0), Kmg("KMG0003").WithLocation(1), Kmg("KMG0003").WithLocation(2), Kmg("KMG0003").WithLocation(5),
         Kmg("KMG0003").WithLocation(3).WithLocation(4).WithMessage(
             "smp_processor_id() needs preemption disabled, but local() can be preempted and migrated to another CPU here (reached via local() → next() → smp_processor_id)" + Advice));
 }
