@@ -208,10 +208,9 @@ internal sealed partial class BodyAnalysis
 
         if (!applySections)
             return state;
-        string? receiver = instance is null ? (callee.IsStatic ? null : AccessPaths.This) : Path(instance);
         foreach (SectionDelta delta in summary.SectionChanges)
         {
-            string? lockPath = AccessPaths.Rebase(delta.Id.Lock, ordinal => Path(ArgumentAt(arguments, ordinal)?.Value), receiver);
+            string? lockPath = RebaseFromCallee(delta.Id.Lock, callee, arguments, instance);
             var id = new SectionId(delta.Id.Kind, lockPath);
             SectionOrigin origin = CachedOrigin(call, null, () => new SectionOrigin(name + "(" + string.Join(", ", arguments.Select(a => TextOf(a))) + ")", call.Syntax.GetLocation()));
             for (int i = 0; i < delta.Delta; i++)
@@ -221,6 +220,13 @@ internal sealed partial class BodyAnalysis
         }
 
         return state;
+    }
+
+    /// <summary>A path in the callee's terms (<c>$0.cache</c>) in this body's terms at the call, or null when it names nothing here.</summary>
+    private string? RebaseFromCallee(string? path, IMethodSymbol callee, ImmutableArray<IArgumentOperation> arguments, IOperation? instance)
+    {
+        string? receiver = instance is null ? (callee.IsStatic ? null : AccessPaths.This) : Path(instance);
+        return AccessPaths.Rebase(path, ordinal => Path(ArgumentAt(arguments, ordinal)?.Value), receiver);
     }
 
     // ---- Sleeping ----------------------------------------------------------------------------
@@ -400,8 +406,13 @@ internal sealed partial class BodyAnalysis
         if (effects.IsAnnotated)
             return ImmutableArray<AllocationOrigin>.Empty;
         var result = ImmutableArray<AllocationOrigin>.Empty;
+        // The cache a helper's result came from is named in the helper's terms: rename it into ours.
         foreach (IMethodSymbol callee in context.Targets.Of(call.TargetMethod, call.Instance))
-            result = result.AddRange(SummaryOf(callee).Returns);
+        {
+            result = result.AddRange(SummaryOf(callee).Returns.Select(origin => origin.Owner is null ? origin
+                : origin with { Owner = RebaseFromCallee(origin.Owner, callee, call.Arguments, call.Instance) }));
+        }
+
         return result;
     }
 

@@ -38,7 +38,7 @@ internal sealed class CompilationIndex
             .OfType<IInvocationOperation>()
             .SelectMany(call => context.EffectsOf(call.TargetMethod).Allocates is { } allocation
                 ? new[] { BodyAnalysis.OriginOf(allocation, call.TargetMethod.Name, call.Arguments, call.Syntax.GetLocation(), _ => null) }
-                : context.Targets.Of(call.TargetMethod, call.Instance).SelectMany(t => context.Summaries.Get(t).Returns))
+                : context.Targets.Of(call.TargetMethod, call.Instance).SelectMany(t => context.Summaries.Get(t).Returns.Select(o => o with { Owner = null })))
             .Distinct()
             .ToImmutableArray());
 
