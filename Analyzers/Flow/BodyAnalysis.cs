@@ -236,6 +236,14 @@ internal sealed partial class BodyAnalysis
                 continue;
             }
 
+            // ok is false
+            if (condition is IIsPatternOperation { Pattern: IConstantPatternOperation { Value.ConstantValue: { HasValue: true, Value: bool matched } } } pattern)
+            {
+                condition = pattern.Value;
+                value = value == matched;
+                continue;
+            }
+
             break;
         }
 

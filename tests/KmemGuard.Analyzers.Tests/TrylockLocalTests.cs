@@ -53,6 +53,11 @@ public class TrylockLocalTests
                 }
                 {|#4:msleep(2)|};
                 spin_unlock(lk);
+                ok = {|#9:spin_trylock(lk)|};
+                if (ok is false)
+                    return;
+                {|#8:msleep(3)|};
+                spin_unlock(lk);
             }
 
             void conjunction(bool busy)
@@ -66,7 +71,7 @@ public class TrylockLocalTests
                     spin_unlock(lk);
             }
         }
-        """, Sleep(0, 1), Sleep(2, 3), Sleep(4, 5), Sleep(6, 7));
+        """, Sleep(0, 1), Sleep(2, 3), Sleep(4, 5), Sleep(6, 7), Sleep(8, 9));
 
     [Fact]
     public Task ReassignedLocalNoLongerSaysTheLockIsHeld() => AnalyzeAsync<SleepInAtomicAnalyzer>("""
