@@ -37,7 +37,7 @@ internal static class Descriptors
     public static readonly DiagnosticDescriptor PreemptibleCpuAccess = Create(
         RuleIdentifiers.PreemptibleCpuAccess,
         "Per-CPU data is accessed while preemptible",
-        "{0} needs preemption disabled, but {1} can be preempted and migrated to another CPU here: use get_cpu()/put_cpu(), preempt_disable()/preempt_enable() or per_cpu(v, cpu) with an explicit CPU",
+        "{0} needs preemption disabled, but {1} can be preempted and migrated to another CPU here{2}: use get_cpu()/put_cpu(), preempt_disable()/preempt_enable() or per_cpu(v, cpu) with an explicit CPU",
         ContextCategory,
         "The current CPU is only stable while preemption is disabled. Outside get_cpu/put_cpu, preempt_disable/preempt_enable or a spinlock the task can migrate between reading the CPU number and using it.");
 

@@ -21,7 +21,10 @@ internal sealed partial class BodyAnalysis
                 return OnCall(constructor, creation, creation.Arguments, null, state);
             case ISimpleAssignmentOperation assignment:
                 state = VisitChildren(assignment, state);
-                return Path(assignment.Target) is { } target ? state.SetValue(target, OriginsOf(assignment.Value, state)) : state;
+                if (Path(assignment.Target) is not { } target)
+                    return state;
+                state = state.SetValue(target, OriginsOf(assignment.Value, state));
+                return assignment.Target is ILocalReferenceOperation && TrylockOf(assignment.Value) is { } trylock ? state.WithTrylock(target, trylock) : state;
             case ICompoundAssignmentOperation or IIncrementOrDecrementOperation:
                 state = VisitChildren(operation, state);
                 IOperation changed = operation is ICompoundAssignmentOperation compound ? compound.Target : ((IIncrementOrDecrementOperation)operation).Target;
@@ -84,6 +87,22 @@ internal sealed partial class BodyAnalysis
         var syntax => syntax.ToString(),
     };
 
+    /// <summary>The sections a trylock call enters when it returns true, or null for any other value; one instance per call, so states compare equal.</summary>
+    private TrylockResult? TrylockOf(IOperation value)
+    {
+        if (AccessPaths.Strip(value) is not IInvocationOperation call)
+            return null;
+        if (!trylocks.TryGetValue(call, out TrylockResult? trylock))
+        {
+            ImmutableArray<SectionSpec> sections = context.EffectsOf(call.TargetMethod).EntersIfTrue;
+            trylock = sections.IsEmpty ? null
+                : new TrylockResult(sections.Select(s => (IdOf(s, call), OriginOf(call, s))).ToImmutableArray(), null);
+            trylocks[call] = trylock;
+        }
+
+        return trylock;
+    }
+
     // ---- Calls -------------------------------------------------------------------------------
 
     private FlowState OnCall(IMethodSymbol target, IOperation call, ImmutableArray<IArgumentOperation> arguments, IOperation? instance, FlowState state)
@@ -127,9 +146,8 @@ internal sealed partial class BodyAnalysis
         if (effects.Frees is { } free && ArgumentFor(arguments, free.Parameter) is { } freed)
             CheckFree(call, target, free, arguments, freed, state, ImmutableArray<string>.Empty);
 
-        if (effects.RequiresPreemptionDisabled && !state.MayPinCpu())
-            collector?.Report(Descriptors.PreemptibleCpuAccess, call.Syntax.GetLocation(), ImmutableArray<Location>.Empty,
-                ImmutableDictionary<string, string?>.Empty, target.Name + "()", ownerName + "()");
+        if (effects.RequiresPreemptionDisabled)
+            OnCpuAccess(call, state, new SleepPath(ImmutableArray<string>.Empty, target.Name + "()", target.Name, call.Syntax.GetLocation()));
 
         foreach (SectionSpec section in effects.Leaves)
             state = LeaveSection(IdOf(section, arguments), OriginOf(call, target, section, arguments), call, state);
@@ -168,6 +186,8 @@ internal sealed partial class BodyAnalysis
         string name = DisplayName(callee);
         if (summary.Sleeps is { } sleeps)
             OnSleep(call, state, sleeps, null);
+        if (summary.NeedsPreemptionOff is { } access)
+            OnCpuAccess(call, state, access);
         foreach (var pair in summary.SleepsIfGfp)
         {
             if (ArgumentAt(arguments, pair.Key) is { } mask)
@@ -188,10 +208,9 @@ internal sealed partial class BodyAnalysis
 
         if (!applySections)
             return state;
-        string? receiver = instance is null ? (callee.IsStatic ? null : AccessPaths.This) : Path(instance);
         foreach (SectionDelta delta in summary.SectionChanges)
         {
-            string? lockPath = AccessPaths.Rebase(delta.Id.Lock, ordinal => Path(ArgumentAt(arguments, ordinal)?.Value), receiver);
+            string? lockPath = RebaseFromCallee(delta.Id.Lock, callee, arguments, instance);
             var id = new SectionId(delta.Id.Kind, lockPath);
             SectionOrigin origin = CachedOrigin(call, null, () => new SectionOrigin(name + "(" + string.Join(", ", arguments.Select(a => TextOf(a))) + ")", call.Syntax.GetLocation()));
             for (int i = 0; i < delta.Delta; i++)
@@ -201,6 +220,13 @@ internal sealed partial class BodyAnalysis
         }
 
         return state;
+    }
+
+    /// <summary>A path in the callee's terms (<c>$0.cache</c>) in this body's terms at the call, or null when it names nothing here.</summary>
+    private string? RebaseFromCallee(string? path, IMethodSymbol callee, ImmutableArray<IArgumentOperation> arguments, IOperation? instance)
+    {
+        string? receiver = instance is null ? (callee.IsStatic ? null : AccessPaths.This) : Path(instance);
+        return AccessPaths.Rebase(path, ordinal => Path(ArgumentAt(arguments, ordinal)?.Value), receiver);
     }
 
     // ---- Sleeping ----------------------------------------------------------------------------
@@ -228,7 +254,7 @@ internal sealed partial class BodyAnalysis
             return;
         }
 
-        string via = path.Chain.IsEmpty ? "" : ": reached via " + string.Join(" → ", new[] { ownerName }.Concat(path.Chain).Concat(new[] { path.LeafName }).Select((n, i) => i == path.Chain.Length + 1 ? n : n + "()"));
+        string via = path.Chain.IsEmpty ? "" : ": reached via " + ChainText(path);
         string holder = atomic.FromCaller
             ? atomic.Origin.Description + " (line " + Line(atomic.Origin.Location) + ")"
             : atomic.Origin.Description + " at line " + Line(atomic.Origin.Location) + " holds an atomic section";
@@ -240,6 +266,37 @@ internal sealed partial class BodyAnalysis
             properties = properties.Add(FixProperties.GfpParameter, mask.Parameter?.Name);
         collector.Report(Descriptors.SleepInAtomic, call.Syntax.GetLocation(), additional, properties, path.Leaf, holder, via);
     }
+
+    // ---- Per-CPU access ----------------------------------------------------------------------
+
+    /// <summary>
+    /// A call that needs preemption disabled, made while preemptible. A helper that callers in the
+    /// compilation call leaves the pinning to them, as the kernel's helpers do: the summary carries the
+    /// need up to each preemptible call. A method that nothing in the compilation calls, or that other
+    /// assemblies can call, or a lambda, is reported here.
+    /// </summary>
+    private void OnCpuAccess(IOperation call, FlowState state, SleepPath path)
+    {
+        if (collector is null || state.MayPinCpu())
+            return;
+        if (owner is not null && context.Index.LeavesPinningToCallers(owner))
+        {
+            collector.NeedsPreemptionOff(path.Through(ownerName));
+            return;
+        }
+
+        string via = path.Chain.IsEmpty ? "" : " (reached via " + ChainText(path) + ")";
+        var additional = path.Chain.IsEmpty ? ImmutableArray<Location>.Empty : ImmutableArray.Create(path.LeafLocation);
+        collector.Report(Descriptors.PreemptibleCpuAccess, call.Syntax.GetLocation(), additional, ImmutableDictionary<string, string?>.Empty,
+            path.Leaf, AsCall(ownerName), via);
+    }
+
+    /// <summary>"f() → refill() → kmalloc": from this body through the callees to the leaf call.</summary>
+    private string ChainText(SleepPath path) =>
+        string.Join(" → ", new[] { ownerName }.Concat(path.Chain).Select(AsCall).Concat(new[] { path.LeafName }));
+
+    /// <summary>A body named as a call; a lambda's name ("lambda at line 12") is a phrase and stays as it is.</summary>
+    private static string AsCall(string name) => name.IndexOf(' ') < 0 ? name + "()" : name;
 
     // ---- Sections ----------------------------------------------------------------------------
 
@@ -300,7 +357,7 @@ internal sealed partial class BodyAnalysis
             Location location = ExitLocations.Of(block, branch, owner);
             var properties = ImmutableDictionary<string, string?>.Empty.Add(FixProperties.Release, origin.Release);
             collector.Report(Descriptors.SectionImbalance, location, ImmutableArray.Create(origin.Location), properties,
-                origin.Description + " at line " + Line(origin.Location) + " is still held when " + ownerName + "() returns here"
+                origin.Description + " at line " + Line(origin.Location) + " is still held when " + AsCall(ownerName) + " returns here"
                 + (origin.Release.Length > 0 ? ": call " + origin.Release + " first" : ""));
         }
 
@@ -349,8 +406,13 @@ internal sealed partial class BodyAnalysis
         if (effects.IsAnnotated)
             return ImmutableArray<AllocationOrigin>.Empty;
         var result = ImmutableArray<AllocationOrigin>.Empty;
+        // The cache a helper's result came from is named in the helper's terms: rename it into ours.
         foreach (IMethodSymbol callee in context.Targets.Of(call.TargetMethod, call.Instance))
-            result = result.AddRange(SummaryOf(callee).Returns);
+        {
+            result = result.AddRange(SummaryOf(callee).Returns.Select(origin => origin.Owner is null ? origin
+                : origin with { Owner = RebaseFromCallee(origin.Owner, callee, call.Arguments, call.Instance) }));
+        }
+
         return result;
     }
 
@@ -372,7 +434,7 @@ internal sealed partial class BodyAnalysis
         ImmutableArray<AllocationOrigin> origins = OriginsOf(freed.Value, state);
         int? freeOrder = through is not null ? through.Order
             : free.OrderParameter is null ? 0 : ConstantInt(ArgumentFor(arguments, free.OrderParameter)?.Value);
-        string freeName = through is null ? freer.Name : through.Freer.Name + " (in " + string.Join(" → ", chain.Select(c => c + "()")) + ")";
+        string freeName = through is null ? freer.Name : through.Freer.Name + " (in " + string.Join(" → ", chain.Select(AsCall)) + ")";
         IMethodSymbol primitive = through?.Freer ?? freer;
         if (origins.IsEmpty)
         {

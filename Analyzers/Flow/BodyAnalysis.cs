@@ -37,6 +37,7 @@ internal sealed partial class BodyAnalysis
     private readonly Dictionary<IOperation, string?> paths = new();
     private readonly Dictionary<(IOperation Call, SectionSpec? Section), SectionOrigin> sectionOrigins = new();
     private readonly Dictionary<IInvocationOperation, ImmutableArray<AllocationOrigin>> allocations = new();
+    private readonly Dictionary<IInvocationOperation, TrylockResult?> trylocks = new();
     private readonly Dictionary<IMethodSymbol, MethodSummary> localFunctionSummaries;
     private Collector? collector;
 
@@ -193,14 +194,16 @@ internal sealed partial class BodyAnalysis
         return result ?? entry;
     }
 
+    /// <summary>The successors a block's state flows to; a branch that a known trylock local rules out is not taken.</summary>
     private IEnumerable<(ControlFlowBranch Branch, FlowState State)> Successors(BasicBlock block, FlowState state)
     {
         if (block.ConditionalSuccessor is { } conditional)
         {
             bool conditionalTakenWhen = block.ConditionKind == ControlFlowConditionKind.WhenTrue;
-            yield return (conditional, AfterCondition(block.BranchValue, conditionalTakenWhen, state));
-            if (block.FallThroughSuccessor is { } otherwise)
-                yield return (otherwise, AfterCondition(block.BranchValue, !conditionalTakenWhen, state));
+            if (AfterCondition(block.BranchValue, conditionalTakenWhen, state) is { } taken)
+                yield return (conditional, taken);
+            if (block.FallThroughSuccessor is { } otherwise && AfterCondition(block.BranchValue, !conditionalTakenWhen, state) is { } notTaken)
+                yield return (otherwise, notTaken);
         }
         else if (block.FallThroughSuccessor is { } next)
         {
@@ -208,8 +211,11 @@ internal sealed partial class BodyAnalysis
         }
     }
 
-    /// <summary>On the branch where a trylock returned true, its sections are held.</summary>
-    private FlowState AfterCondition(IOperation? condition, bool value, FlowState state)
+    /// <summary>
+    /// On the branch where a trylock returned true, its sections are held: tested directly or through
+    /// the bool local its result was stored in. Null when the branch cannot be taken.
+    /// </summary>
+    private FlowState? AfterCondition(IOperation? condition, bool value, FlowState state)
     {
         while (condition is not null)
         {
@@ -221,15 +227,55 @@ internal sealed partial class BodyAnalysis
                 continue;
             }
 
+            // ok == false, ok != true, spin_trylock(lk) == true
+            if (condition is IBinaryOperation { OperatorKind: BinaryOperatorKind.Equals or BinaryOperatorKind.NotEquals } comparison
+                && BoolOperand(comparison) is var (tested, constant))
+            {
+                condition = tested;
+                value = comparison.OperatorKind == BinaryOperatorKind.Equals ? value == constant : value != constant;
+                continue;
+            }
+
+            // ok is false
+            if (condition is IIsPatternOperation { Pattern: IConstantPatternOperation { Value.ConstantValue: { HasValue: true, Value: bool matched } } } pattern)
+            {
+                condition = pattern.Value;
+                value = value == matched;
+                continue;
+            }
+
             break;
         }
 
-        if (!value || condition is not IInvocationOperation call)
-            return state;
-        ApiEffects effects = context.EffectsOf(call.TargetMethod);
-        foreach (SectionSpec section in effects.EntersIfTrue)
-            state = state.Enter(IdOf(section, call), OriginOf(call, section));
-        return state;
+        switch (condition)
+        {
+            case IInvocationOperation call when value:
+                foreach (SectionSpec section in context.EffectsOf(call.TargetMethod).EntersIfTrue)
+                    state = state.Enter(IdOf(section, call), OriginOf(call, section));
+                return state;
+            case ILocalReferenceOperation when Path(condition) is { } local && state.Trylocks.TryGetValue(local, out var trylock):
+                return AfterTrylockTest(local, trylock, value, state);
+            default:
+                return state;
+        }
+    }
+
+    private static (IOperation Tested, bool Constant)? BoolOperand(IBinaryOperation comparison) =>
+        comparison.RightOperand.ConstantValue is { HasValue: true, Value: bool right } ? (comparison.LeftOperand, right)
+        : comparison.LeftOperand.ConstantValue is { HasValue: true, Value: bool left } ? (comparison.RightOperand, left)
+        : null;
+
+    private static FlowState? AfterTrylockTest(string local, TrylockResult trylock, bool value, FlowState state)
+    {
+        if (trylock.Known is { } known)
+            return known == value ? state : null;
+        if (value)
+        {
+            foreach (var (id, origin) in trylock.Sections)
+                state = state.Enter(id, origin);
+        }
+
+        return state.WithTrylock(local, trylock with { Known = value });
     }
 
     private FlowState Transfer(BasicBlock block, FlowState state)

@@ -18,6 +18,7 @@ internal sealed class Collector
     private readonly Dictionary<IMethodSymbol, CallbackRegistration> localCallbacks = new(SymbolEqualityComparer.Default);
     private ImmutableArray<AllocationOrigin> returns = ImmutableArray<AllocationOrigin>.Empty;
     private SleepPath? sleeps;
+    private SleepPath? needsPreemptionOff;
 
     public Collector(bool collectFindings) => this.collectFindings = collectFindings;
 
@@ -29,6 +30,8 @@ internal sealed class Collector
     }
 
     public void Sleeps(SleepPath path) => sleeps ??= path;
+
+    public void NeedsPreemptionOff(SleepPath path) => needsPreemptionOff ??= path;
 
     public void SleepsIfGfp(int ordinal, SleepPath path)
     {
@@ -67,7 +70,7 @@ internal sealed class Collector
                 .ToImmutableArray();
         }
 
-        var summary = new MethodSummary(sleeps, sleepsIfGfp.ToImmutableDictionary(), returns, frees.ToImmutableDictionary(), deltas);
+        var summary = new MethodSummary(sleeps, sleepsIfGfp.ToImmutableDictionary(), returns, frees.ToImmutableDictionary(), deltas, needsPreemptionOff);
         return new BodyResult(findings.ToImmutableArray(), summary, lambdas.ToImmutableArray(), localCallbacks.ToImmutableDictionary(SymbolEqualityComparer.Default));
     }
 }

@@ -13,7 +13,8 @@ namespace KmemGuard.Analyzers.Flow;
 
 /// <summary>
 /// Compilation-wide facts that a single body cannot see: what a field is ever assigned (its
-/// allocations, its delegate targets) and where a method is registered as an atomic callback.
+/// allocations, its delegate targets), where a method is registered as an atomic callback, and
+/// whether anything calls it.
 /// One syntactic pass over the trees indexes candidates by name; symbols are bound on demand and cached.
 /// </summary>
 internal sealed class CompilationIndex
@@ -23,6 +24,7 @@ internal sealed class CompilationIndex
     private readonly ConcurrentDictionary<string, Lazy<Dictionary<ISymbol, ImmutableArray<IOperation>>>> assignmentsByName = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<ISymbol, ImmutableArray<AllocationOrigin>> memberOrigins = new(SymbolEqualityComparer.Default);
     private readonly ConcurrentDictionary<string, Lazy<Dictionary<IMethodSymbol, CallbackRegistration>>> callbacksByName = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, Lazy<HashSet<IMethodSymbol>>> calledByName = new(StringComparer.Ordinal);
 
     public CompilationIndex(KmemGuardContext context, Compilation compilation)
     {
@@ -36,16 +38,20 @@ internal sealed class CompilationIndex
             .OfType<IInvocationOperation>()
             .SelectMany(call => context.EffectsOf(call.TargetMethod).Allocates is { } allocation
                 ? new[] { BodyAnalysis.OriginOf(allocation, call.TargetMethod.Name, call.Arguments, call.Syntax.GetLocation(), _ => null) }
-                : context.Targets.Of(call.TargetMethod, call.Instance).SelectMany(t => context.Summaries.Get(t).Returns))
+                : context.Targets.Of(call.TargetMethod, call.Instance).SelectMany(t => context.Summaries.Get(t).Returns.Select(o => o with { Owner = null })))
             .Distinct()
             .ToImmutableArray());
 
-    /// <summary>The methods a delegate-typed field or property is ever assigned (ops tables).</summary>
+    /// <summary>The methods, lambdas and anonymous methods a delegate-typed field or property is ever assigned (ops tables).</summary>
     public IEnumerable<IMethodSymbol> DelegateTargetsOf(ISymbol member) =>
         AssignedValues(member)
-            .Select(value => value is IDelegateCreationOperation creation ? creation.Target : value)
-            .OfType<IMethodReferenceOperation>()
-            .Select(r => r.Method);
+            .Select(value => (value is IDelegateCreationOperation creation ? creation.Target : value) switch
+            {
+                IMethodReferenceOperation reference => reference.Method,
+                IAnonymousFunctionOperation lambda => lambda.Symbol,
+                _ => null,
+            })
+            .OfType<IMethodSymbol>();
 
     private ImmutableArray<IOperation> AssignedValues(ISymbol member) =>
         AssignmentsNamed(member.Name).TryGetValue(member.OriginalDefinition, out var values) ? values : ImmutableArray<IOperation>.Empty;
@@ -120,12 +126,55 @@ internal sealed class CompilationIndex
         return byMethod;
     }
 
+    /// <summary>
+    /// Whether a per-CPU access in the method is its callers' to pin: it is a method or local function
+    /// that other assemblies cannot call and that is called by name somewhere in the compilation
+    /// outside its own body (a recursive call is no caller).
+    /// </summary>
+    public bool LeavesPinningToCallers(IMethodSymbol method) =>
+        method.MethodKind is MethodKind.Ordinary or MethodKind.LocalFunction
+        && !IsExternallyVisible(method)
+        && CalledNamed(method.Name).Contains(method.OriginalDefinition);
+
+    private static bool IsExternallyVisible(ISymbol symbol)
+    {
+        for (ISymbol? current = symbol; current is not null and not INamespaceSymbol; current = current.ContainingSymbol)
+        {
+            if (current.DeclaredAccessibility is not (Accessibility.Public or Accessibility.Protected or Accessibility.ProtectedOrInternal))
+                return false;
+        }
+
+        return true;
+    }
+
+    /// <summary>The methods of this name that some invocation in the compilation calls from another body, bound once.</summary>
+    private HashSet<IMethodSymbol> CalledNamed(string name) => OncePer(calledByName, name, BindCalls);
+
+    private HashSet<IMethodSymbol> BindCalls(string name)
+    {
+        var called = new HashSet<IMethodSymbol>(SymbolEqualityComparer.Default);
+        if (!names.Value.Invocations.TryGetValue(name, out var candidates))
+            return called;
+        foreach (InvocationExpressionSyntax invocation in candidates)
+        {
+            SemanticModel model = Model(invocation.SyntaxTree);
+            if (model.GetSymbolInfo(invocation).Symbol is IMethodSymbol method
+                && !SymbolEqualityComparer.Default.Equals(model.GetEnclosingSymbol(invocation.SpanStart)?.OriginalDefinition, method.OriginalDefinition))
+            {
+                called.Add((method.ReducedFrom ?? method).OriginalDefinition);
+            }
+        }
+
+        return called;
+    }
+
     private SemanticModel Model(SyntaxTree tree) => context.ModelOf(tree);
 
     private sealed class NameIndex
     {
         public Dictionary<string, List<SyntaxNode>> Assignments { get; } = new(StringComparer.Ordinal);
         public Dictionary<string, List<ArgumentSyntax>> Arguments { get; } = new(StringComparer.Ordinal);
+        public Dictionary<string, List<InvocationExpressionSyntax>> Invocations { get; } = new(StringComparer.Ordinal);
 
         public static NameIndex Build(Compilation compilation)
         {
@@ -147,6 +196,9 @@ internal sealed class CompilationIndex
                             break;
                         case ArgumentSyntax argument when RightmostName(argument.Expression) is { } passed:
                             Add(index.Arguments, passed, argument);
+                            break;
+                        case InvocationExpressionSyntax invocation when RightmostName(invocation.Expression) is { } callee:
+                            Add(index.Invocations, callee, invocation);
                             break;
                     }
                 }

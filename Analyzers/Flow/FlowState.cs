@@ -29,6 +29,13 @@ internal sealed record SectionCount(int Min, int Max, SectionOrigin Origin, bool
 /// <summary>One allocation a tracked value may come from.</summary>
 internal sealed record AllocationOrigin(Family Family, int? Order, string? Owner, string Allocator, Location Location);
 
+/// <summary>
+/// A bool local that holds a trylock's result: its sections are held where the local is true.
+/// Known is null while no branch on the local was taken on the path (the sections then count the
+/// failed trylock), and true or false after one (true: the sections were entered there).
+/// </summary>
+internal sealed record TrylockResult(ImmutableArray<(SectionId Id, SectionOrigin Origin)> Sections, bool? Known);
+
 /// <summary>Abstract state at a program point. Immutable; joins are by path union.</summary>
 internal sealed class FlowState : IEquatable<FlowState>
 {
@@ -36,17 +43,23 @@ internal sealed class FlowState : IEquatable<FlowState>
 
     public static readonly FlowState Empty = new(
         ImmutableDictionary<SectionId, SectionCount>.Empty,
-        ImmutableDictionary<string, ImmutableArray<AllocationOrigin>>.Empty.WithComparers(StringComparer.Ordinal));
+        ImmutableDictionary<string, ImmutableArray<AllocationOrigin>>.Empty.WithComparers(StringComparer.Ordinal),
+        ImmutableDictionary<string, TrylockResult>.Empty.WithComparers(StringComparer.Ordinal));
 
-    public FlowState(ImmutableDictionary<SectionId, SectionCount> sections, ImmutableDictionary<string, ImmutableArray<AllocationOrigin>> values)
+    public FlowState(ImmutableDictionary<SectionId, SectionCount> sections, ImmutableDictionary<string, ImmutableArray<AllocationOrigin>> values,
+        ImmutableDictionary<string, TrylockResult> trylocks)
     {
         Sections = sections;
         Values = values;
+        Trylocks = trylocks;
     }
 
     public ImmutableDictionary<SectionId, SectionCount> Sections { get; }
 
     public ImmutableDictionary<string, ImmutableArray<AllocationOrigin>> Values { get; }
+
+    /// <summary>The bool locals that hold a trylock's result, by access path.</summary>
+    public ImmutableDictionary<string, TrylockResult> Trylocks { get; }
 
     /// <summary>The atomic section that every path holds here, if any (the earliest entered).</summary>
     public SectionCount? MustAtomic() => Sections
@@ -59,7 +72,9 @@ internal sealed class FlowState : IEquatable<FlowState>
     /// <summary>Whether some path holds a section that pins the current CPU.</summary>
     public bool MayPinCpu() => Sections.Any(p => p.Value.Max > 0 && SectionFacts.PinsCpu(p.Key.Kind));
 
-    public FlowState WithSections(ImmutableDictionary<SectionId, SectionCount> sections) => new(sections, Values);
+    public FlowState WithSections(ImmutableDictionary<SectionId, SectionCount> sections) => new(sections, Values, Trylocks);
+
+    public FlowState WithTrylock(string local, TrylockResult trylock) => new(Sections, Values, Trylocks.SetItem(local, trylock));
 
     private FlowState WithCount(SectionId id, SectionCount count) =>
         WithSections(count is { Min: 0, Max: 0 } ? Sections.Remove(id) : Sections.SetItem(id, count));
@@ -103,11 +118,11 @@ internal sealed class FlowState : IEquatable<FlowState>
     public FlowState SetValue(string key, ImmutableArray<AllocationOrigin> origins)
     {
         var values = Forget(key);
-        return new FlowState(Sections, origins.IsDefaultOrEmpty ? values : values.SetItem(key, origins));
+        return new FlowState(Sections, origins.IsDefaultOrEmpty ? values : values.SetItem(key, origins), Trylocks.Remove(key));
     }
 
     /// <summary>Forgets what we knew about the path and every path below it (an assignment to <c>dev</c> changes <c>dev.buf</c>).</summary>
-    public FlowState Kill(string key) => new(Sections, Forget(key));
+    public FlowState Kill(string key) => new(Sections, Forget(key), Trylocks.Remove(key));
 
     private ImmutableDictionary<string, ImmutableArray<AllocationOrigin>> Forget(string key)
     {
@@ -126,6 +141,7 @@ internal sealed class FlowState : IEquatable<FlowState>
     {
         if (a.Equals(b))
             return a;
+        var trylocks = JoinTrylocks(ref a, ref b);
         var sections = ImmutableDictionary.CreateBuilder<SectionId, SectionCount>();
         foreach (var id in a.Sections.Keys.Union(b.Sections.Keys))
         {
@@ -152,7 +168,52 @@ internal sealed class FlowState : IEquatable<FlowState>
                 values = values.SetItem(pair.Key, Union(mine, pair.Value));
         }
 
-        return new FlowState(sections.ToImmutable(), values);
+        return new FlowState(sections.ToImmutable(), values, trylocks);
+    }
+
+    /// <summary>
+    /// A trylock local stays known only where both paths agree. A path that took its true branch and
+    /// holds exactly its sections once more than a path that did not joins it as the untested local
+    /// (the sections counted as on the other path): <c>if (ok) work(); ... if (ok) spin_unlock(lk);</c>.
+    /// </summary>
+    private static ImmutableDictionary<string, TrylockResult> JoinTrylocks(ref FlowState a, ref FlowState b)
+    {
+        var joined = Empty.Trylocks;
+        foreach (var pair in a.Trylocks)
+        {
+            if (!b.Trylocks.TryGetValue(pair.Key, out var other) || other.Sections != pair.Value.Sections)
+                continue;
+            if (other.Known == pair.Value.Known)
+            {
+                joined = joined.SetItem(pair.Key, pair.Value);
+                continue;
+            }
+
+            bool consistent = pair.Value.Known == true ? HoldsOnceMore(ref a, b, pair.Value)
+                : other.Known != true || HoldsOnceMore(ref b, a, pair.Value);
+            if (!consistent)
+                continue;
+            joined = joined.SetItem(pair.Key, pair.Value with { Known = null });
+        }
+
+        return joined;
+    }
+
+    /// <summary>Whether <paramref name="taken"/> holds the trylock's sections exactly once more than <paramref name="other"/>; if so it then counts them as <paramref name="other"/> does.</summary>
+    private static bool HoldsOnceMore(ref FlowState taken, FlowState other, TrylockResult trylock)
+    {
+        var sections = taken.Sections;
+        foreach (var (id, _) in trylock.Sections)
+        {
+            taken.Sections.TryGetValue(id, out var mine);
+            other.Sections.TryGetValue(id, out var theirs);
+            if (mine is null || mine.Min != (theirs?.Min ?? 0) + 1 || mine.Max != (theirs?.Max ?? 0) + 1)
+                return false;
+            sections = theirs is null ? sections.Remove(id) : sections.SetItem(id, theirs);
+        }
+
+        taken = taken.WithSections(sections);
+        return true;
     }
 
     private static ImmutableArray<AllocationOrigin> Union(ImmutableArray<AllocationOrigin> a, ImmutableArray<AllocationOrigin> b) =>
@@ -170,6 +231,8 @@ internal sealed class FlowState : IEquatable<FlowState>
             return true;
         return Sections.Count == other.Sections.Count
             && Values.Count == other.Values.Count
+            && Trylocks.Count == other.Trylocks.Count
+            && Trylocks.All(p => other.Trylocks.TryGetValue(p.Key, out var t) && t == p.Value)
             && Sections.All(p => other.Sections.TryGetValue(p.Key, out var c) && c == p.Value)
             && Values.All(p => other.Values.TryGetValue(p.Key, out var v) && v.SequenceEqual(p.Value));
     }

@@ -3,7 +3,10 @@ using Microsoft.CodeAnalysis;
 
 namespace KmemGuard.Analyzers.Flow;
 
-/// <summary>How a source method reaches a call that may sleep: <c>Chain</c> names the source methods from the summarized one down.</summary>
+/// <summary>
+/// How a source method reaches a call that may sleep (or, for <see cref="MethodSummary.NeedsPreemptionOff"/>, one that
+/// needs preemption disabled): <c>Chain</c> names the source methods from the summarized one down.
+/// </summary>
 internal sealed record SleepPath(ImmutableArray<string> Chain, string Leaf, string LeafName, Location LeafLocation)
 {
     public SleepPath Through(string caller) => this with { Chain = Chain.Insert(0, caller) };
@@ -18,18 +21,24 @@ internal sealed record FreeEffect(Family Accepts, IMethodSymbol Freer, Immutable
 /// <summary>A section a source method leaves entered (Delta &gt; 0) or released (Delta &lt; 0) on every path; locks are named relative to its parameters.</summary>
 internal sealed record SectionDelta(SectionId Id, int Delta);
 
-/// <summary>What a source method does, as its callers need to know it.</summary>
+/// <summary>
+/// What a source method does, as its callers need to know it. <c>NeedsPreemptionOff</c>: the method
+/// reaches a per-CPU access while preemptible from its own entry and leaves that to its callers to pin
+/// (it is reported at their preemptible calls, not inside).
+/// </summary>
 internal sealed record MethodSummary(
     SleepPath? Sleeps,
     ImmutableDictionary<int, SleepPath> SleepsIfGfp,
     ImmutableArray<AllocationOrigin> Returns,
     ImmutableDictionary<int, FreeEffect> FreesParameter,
-    ImmutableArray<SectionDelta> SectionChanges)
+    ImmutableArray<SectionDelta> SectionChanges,
+    SleepPath? NeedsPreemptionOff)
 {
     public static readonly MethodSummary Empty = new(null, ImmutableDictionary<int, SleepPath>.Empty,
-        ImmutableArray<AllocationOrigin>.Empty, ImmutableDictionary<int, FreeEffect>.Empty, ImmutableArray<SectionDelta>.Empty);
+        ImmutableArray<AllocationOrigin>.Empty, ImmutableDictionary<int, FreeEffect>.Empty, ImmutableArray<SectionDelta>.Empty, null);
 
-    public bool IsEmpty => Sleeps is null && SleepsIfGfp.IsEmpty && Returns.IsEmpty && FreesParameter.IsEmpty && SectionChanges.IsEmpty;
+    public bool IsEmpty => Sleeps is null && SleepsIfGfp.IsEmpty && Returns.IsEmpty && FreesParameter.IsEmpty && SectionChanges.IsEmpty
+        && NeedsPreemptionOff is null;
 }
 
 /// <summary>A diagnostic found in a body, for the analyzer that owns its rule to report.</summary>

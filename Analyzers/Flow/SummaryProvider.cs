@@ -6,6 +6,7 @@ using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.CSharp.Syntax;
 using Microsoft.CodeAnalysis.FlowAnalysis;
 using Microsoft.CodeAnalysis.Operations;
+using Microsoft.CodeAnalysis.Text;
 
 namespace KmemGuard.Analyzers.Flow;
 
@@ -84,7 +85,7 @@ internal sealed class SummaryProvider
         MethodSummary summary = analyzed?.Result.Summary ?? MethodSummary.Empty;
         if (cutAt.Overlaps(inProgress))
             return summary;
-        if (analyzed is not null && assumptions == assumptionsBefore)
+        if (analyzed is not null && assumptions == assumptionsBefore && method.MethodKind != MethodKind.AnonymousFunction)
             unclaimedBodies.TryAdd(method, analyzed);
         return summaries.GetOrAdd(method, summary);
     }
@@ -110,6 +111,8 @@ internal sealed class SummaryProvider
 
     private ControlFlowGraph? GraphOf(IMethodSymbol method)
     {
+        if (method.MethodKind == MethodKind.AnonymousFunction)
+            return LambdaGraphOf(method);
         SyntaxNode? syntax = method.DeclaringSyntaxReferences
             .Select(r => r.GetSyntax())
             .FirstOrDefault(s => s is BaseMethodDeclarationSyntax { Body: not null } or BaseMethodDeclarationSyntax { ExpressionBody: not null }
@@ -123,5 +126,44 @@ internal sealed class SummaryProvider
             IConstructorBodyOperation body => ControlFlowGraph.Create(body),
             _ => null,
         };
+    }
+
+    /// <summary>
+    /// A lambda's graph comes from the graph of the body or initializer it is written in (an ops-table
+    /// field is often assigned a lambda), reached through the lambdas and local functions around it.
+    /// </summary>
+    private ControlFlowGraph? LambdaGraphOf(IMethodSymbol lambda)
+    {
+        if (lambda.DeclaringSyntaxReferences.FirstOrDefault()?.GetSyntax() is not { } syntax)
+            return null;
+        SemanticModel model = context.ModelOf(syntax.SyntaxTree);
+        IOperation? root = model.GetOperation(syntax);
+        while (root?.Parent is { } parent)
+            root = parent;
+        return root is IMethodBodyOperation or IConstructorBodyOperation or IFieldInitializerOperation or IPropertyInitializerOperation
+            ? NestedGraphOf(ControlFlowGraph.Create(root.Syntax, model), syntax)
+            : null;
+    }
+
+    private static ControlFlowGraph? NestedGraphOf(ControlFlowGraph? graph, SyntaxNode lambda)
+    {
+        if (graph is null)
+            return null;
+        TextSpan span = lambda.Span;
+        foreach (BasicBlock block in graph.Blocks)
+        {
+            var operations = block.BranchValue is { } branch ? block.Operations.Add(branch) : block.Operations;
+            foreach (IFlowAnonymousFunctionOperation nested in operations.SelectMany(o => o.DescendantsAndSelf()).OfType<IFlowAnonymousFunctionOperation>())
+            {
+                if (!nested.Syntax.Span.Contains(span))
+                    continue;
+                ControlFlowGraph inner = graph.GetAnonymousFunctionControlFlowGraph(nested);
+                return nested.Syntax == lambda ? inner : NestedGraphOf(inner, lambda);
+            }
+        }
+
+        IMethodSymbol? around = graph.LocalFunctions.FirstOrDefault(local =>
+            local.DeclaringSyntaxReferences.Any(r => r.SyntaxTree == lambda.SyntaxTree && r.Span.Contains(span)));
+        return around is null ? null : NestedGraphOf(graph.GetLocalFunctionControlFlowGraph(around), lambda);
     }
 }

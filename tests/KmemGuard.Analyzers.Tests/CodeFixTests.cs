@@ -124,6 +124,71 @@ public class MismatchedFreeCodeFixTests
         }
         """, MismatchedFreeCodeFixProvider.MatchingOrderKey, IgnoreExtra(Kmg("KMG0002").WithLocation(0)));
 
+
+    [Fact]
+    public Task SlabObjectGoesBackToItsCache() => FixAsync<MismatchedFreeAnalyzer, MismatchedFreeCodeFixProvider>("""
+        class Dev
+        {
+            kmem_cache_t cache = new();
+            KPtr buf;
+            void f()
+            {
+                KPtr o = kmem_cache_alloc(cache, GFP_KERNEL);
+                {|#0:kfree(o)|};
+                kmem_cache_t local = new();
+                KPtr p = kmem_cache_alloc(local, GFP_ATOMIC);
+                {|#1:kfree(p)|};
+            }
+
+            void open() => buf = kmem_cache_alloc(this.cache, GFP_KERNEL);
+            void release() => {|#2:kfree(buf)|};
+        }
+        """, """
+        class Dev
+        {
+            kmem_cache_t cache = new();
+            KPtr buf;
+            void f()
+            {
+                KPtr o = kmem_cache_alloc(cache, GFP_KERNEL);
+                kmem_cache_free(cache, o);
+                kmem_cache_t local = new();
+                KPtr p = kmem_cache_alloc(local, GFP_ATOMIC);
+                kmem_cache_free(local, p);
+            }
+
+            void open() => buf = kmem_cache_alloc(this.cache, GFP_KERNEL);
+            void release() => kmem_cache_free(this.cache, buf);
+        }
+        """, MismatchedFreeCodeFixProvider.FreeToCacheKey,
+        IgnoreExtra(Kmg("KMG0002").WithLocation(0)), IgnoreExtra(Kmg("KMG0002").WithLocation(1)), IgnoreExtra(Kmg("KMG0002").WithLocation(2)));
+
+    [Fact]
+    public Task CacheOutOfScopeAtTheFreeIsNotGuessed() => FixAsync<MismatchedFreeAnalyzer, MismatchedFreeCodeFixProvider>(CacheOutOfScope, CacheOutOfScope,
+        MismatchedFreeCodeFixProvider.FreeToCacheKey,
+        IgnoreExtra(Kmg("KMG0002").WithLocation(0)), IgnoreExtra(Kmg("KMG0002").WithLocation(1)), IgnoreExtra(Kmg("KMG0002").WithLocation(2)));
+
+    private const string CacheOutOfScope = """
+        class Dev
+        {
+            kmem_cache_t cache = new();
+            KPtr buf;
+            static KPtr make(kmem_cache_t c) => kmem_cache_alloc(c, GFP_KERNEL);
+            void f(Dev other)
+            {
+                KPtr q = make(cache);
+                {|#0:kfree(q)|};
+                {
+                    kmem_cache_t inner = new();
+                    buf = kmem_cache_alloc(inner, GFP_KERNEL);
+                }
+                {|#1:kfree(buf)|};
+            }
+
+            void open(Dev d) => buf = kmem_cache_alloc(d.cache, GFP_KERNEL);
+            static void release(Dev d) => {|#2:kfree(d.buf)|};
+        }
+        """;
 }
 
 public class PreemptibleCpuAccessCodeFixTests
@@ -176,6 +241,31 @@ public class PreemptibleCpuAccessCodeFixTests
         }
         """, PreemptibleCpuAccessCodeFixProvider.PreemptDisableKey, Kmg("KMG0003").WithLocation(0));
 
+
+    [Fact]
+    public Task PreemptDisableWrapsTheCallOfAHelper() => FixAsync<PreemptibleCpuAccessAnalyzer, PreemptibleCpuAccessCodeFixProvider>("""
+        class Dev
+        {
+            int[] counts = new int[4];
+            int slot() => smp_processor_id() * 2;
+            void f()
+            {
+                counts[{|#0:slot()|}]++;
+            }
+        }
+        """, """
+        class Dev
+        {
+            int[] counts = new int[4];
+            int slot() => smp_processor_id() * 2;
+            void f()
+            {
+                preempt_disable();
+                counts[slot()]++;
+                preempt_enable();
+            }
+        }
+        """, PreemptibleCpuAccessCodeFixProvider.PreemptDisableKey, IgnoreExtra(Kmg("KMG0003").WithLocation(0)));
 }
 
 public class SectionImbalanceCodeFixTests
@@ -251,42 +341,47 @@ public class SectionImbalanceCodeFixTests
 public class FixAllTests
 {
     [Fact]
-    public async Task FixAllAcrossDocuments()
+    public Task FixAllAcrossDocuments() => FixAllAsync(
+        "void f() { KPtr v = vmalloc(1); kfree(v); KPtr w = vmalloc(2); kfree(w); }",
+        "void f() { KPtr v = vmalloc(1); vfree(v); KPtr w = vmalloc(2); vfree(w); }",
+        MismatchedFreeCodeFixProvider.MatchingFreeKey, (37, 45), (68, 76));
+
+    [Fact]
+    public Task FixAllFreesToTheCacheAcrossDocuments() => FixAllAsync(
+        "kmem_cache_t c = new(); void f() { KPtr v = kmem_cache_alloc(c, GFP_KERNEL); kfree(v); KPtr w = kmem_cache_alloc(c, 0); kfree(w); }",
+        "kmem_cache_t c = new(); void f() { KPtr v = kmem_cache_alloc(c, GFP_KERNEL); kmem_cache_free(c, v); KPtr w = kmem_cache_alloc(c, 0); kmem_cache_free(c, w); }",
+        MismatchedFreeCodeFixProvider.FreeToCacheKey, (82, 90), (125, 133));
+
+    /// <summary>Fix All in project and solution over two documents, each a class with <paramref name="members"/>; the spans are columns on line 8.</summary>
+    private static async Task FixAllAsync(string members, string fixedMembers, string equivalenceKey, params (int Start, int End)[] columns)
     {
-        string Source(string name) => Prelude.Usings + $$"""
+        string Source(string name, string body) => Prelude.Usings + $$"""
             class {{name}}
             {
-                void f() { KPtr v = vmalloc(1); kfree(v); KPtr w = vmalloc(2); kfree(w); }
-            }
-            """;
-        string Fixed(string name) => Prelude.Usings + $$"""
-            class {{name}}
-            {
-                void f() { KPtr v = vmalloc(1); vfree(v); KPtr w = vmalloc(2); vfree(w); }
+                {{body}}
             }
             """;
         var test = new CSharpCodeFixTest<MismatchedFreeAnalyzer, MismatchedFreeCodeFixProvider, DefaultVerifier>
         {
             ReferenceAssemblies = Net100,
-            CodeActionEquivalenceKey = MismatchedFreeCodeFixProvider.MatchingFreeKey,
+            CodeActionEquivalenceKey = equivalenceKey,
         };
-        test.TestState.Sources.Add(("A.cs", Source("A")));
-        test.TestState.Sources.Add(("B.cs", Source("B")));
+        foreach (string name in new[] { "A", "B" })
+        {
+            test.TestState.Sources.Add(($"{name}.cs", Source(name, members)));
+            test.FixedState.Sources.Add(($"{name}.cs", Source(name, fixedMembers)));
+            foreach (var (start, end) in columns)
+                test.ExpectedDiagnostics.Add(IgnoreExtra(Kmg("KMG0002").WithSpan($"{name}.cs", 8, start, 8, end)));
+        }
+
         test.TestState.Sources.Add(("Prelude.cs", Prelude.Source));
         test.TestState.AdditionalReferences.Add(Runtime);
-        test.FixedState.Sources.Add(("A.cs", Fixed("A")));
-        test.FixedState.Sources.Add(("B.cs", Fixed("B")));
         test.FixedState.Sources.Add(("Prelude.cs", Prelude.Source));
         test.FixedState.AdditionalReferences.Add(Runtime);
-        test.ExpectedDiagnostics.Add(IgnoreExtra(Kmg("KMG0002").WithSpan("A.cs", 8, 37, 8, 45)));
-        test.ExpectedDiagnostics.Add(IgnoreExtra(Kmg("KMG0002").WithSpan("A.cs", 8, 68, 8, 76)));
-        test.ExpectedDiagnostics.Add(IgnoreExtra(Kmg("KMG0002").WithSpan("B.cs", 8, 37, 8, 45)));
-        test.ExpectedDiagnostics.Add(IgnoreExtra(Kmg("KMG0002").WithSpan("B.cs", 8, 68, 8, 76)));
         test.NumberOfFixAllIterations = 1;
         test.NumberOfFixAllInDocumentIterations = 2;
         await test.RunAsync(CancellationToken.None);
     }
-
 }
 
 public class AllocateBeforeLockCodeFixTests

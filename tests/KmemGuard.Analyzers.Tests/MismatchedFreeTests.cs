@@ -148,6 +148,28 @@ public class MismatchedFreeTests
         Mismatch(2, 3).WithMessage("memory from vmalloc at line 17 is freed with kfree (in put_buf_twice() → put_buf()): use vfree or kvfree"));
 
     [Fact]
+    public Task CacheOfAHelpersResultIsNamedAtTheCall() => AnalyzeAsync<MismatchedFreeAnalyzer>("""
+        class Dev
+        {
+            public kmem_cache_t cache = new();
+            public kmem_cache_t spare = new();
+            static KPtr get(Dev d) => {|#1:kmem_cache_alloc(d.cache, GFP_KERNEL)|};
+            KPtr mine() => kmem_cache_alloc(cache, GFP_KERNEL);
+            void f(int n, Dev dev)
+            {
+                KPtr p = get(dev);
+                kmem_cache_free(dev.cache, p);
+                KPtr q = mine();
+                kmem_cache_free(cache, q);
+                KPtr r = dev.mine();
+                kmem_cache_free(dev.cache, r);
+                KPtr s = get(dev);
+                {|#0:kmem_cache_free(dev.spare, s)|};
+            }
+        }
+        """, Mismatch(0, 1).WithMessage("memory from kmem_cache_alloc at line 10 is freed with kmem_cache_free to dev.spare, which is not the cache or pool it came from"));
+
+    [Fact]
     public Task FreedInsideTryFinallyAndLoops() => AnalyzeAsync<MismatchedFreeAnalyzer>("""
         class Dev
         {

@@ -79,4 +79,81 @@ public class PreemptibleCpuAccessTests
             }
         }
         """, Kmg("KMG0003").WithLocation(0), Kmg("KMG0003").WithLocation(1));
+
+    private const string Advice = ": use get_cpu()/put_cpu(), preempt_disable()/preempt_enable() or per_cpu(v, cpu) with an explicit CPU";
+
+    [Fact]
+    public Task HelperIsReportedAtItsPreemptibleCallers() => AnalyzeAsync<PreemptibleCpuAccessAnalyzer>("""
+        class Dev
+        {
+            int[] counts = new int[4];
+            int slot() => {|#2:smp_processor_id()|} * 2;
+            int outer() => slot() + 1;
+
+            void pinned()
+            {
+                preempt_disable();
+                counts[slot()]++;
+                counts[outer()]++;
+                preempt_enable();
+                int cpu = get_cpu();
+                counts[outer()] += cpu;
+                put_cpu();
+            }
+
+            void preemptible()
+            {
+                counts[{|#0:slot()|}]++;
+                counts[{|#1:outer()|}]++;
+            }
+        }
+        """,
+        Kmg("KMG0003").WithLocation(0).WithLocation(2).WithMessage(
+            "smp_processor_id() needs preemption disabled, but preemptible() can be preempted and migrated to another CPU here (reached via preemptible() → slot() → smp_processor_id)" + Advice),
+        Kmg("KMG0003").WithLocation(1).WithLocation(2).WithMessage(
+            "smp_processor_id() needs preemption disabled, but preemptible() can be preempted and migrated to another CPU here (reached via preemptible() → outer() → slot() → smp_processor_id)" + Advice));
+
+    [Fact]
+    public Task HelpersOnlyCalledPinnedAreClean() => AnalyzeAsync<PreemptibleCpuAccessAnalyzer>("""
+        class Dev
+        {
+            int[] counts = new int[4];
+            spinlock_t lk = new();
+            int slot() => smp_processor_id() * 2;
+            void bump() => counts[slot()]++;
+
+            void f()
+            {
+                spin_lock(lk);
+                bump();
+                spin_unlock(lk);
+                local_irq_disable();
+                counts[slot()]++;
+                local_irq_enable();
+            }
+        }
+        """);
+
+    [Fact]
+    public Task PublicApiAndUncalledMethodsAreReportedInside() => AnalyzeAsync<PreemptibleCpuAccessAnalyzer>("""
+        public class Stats
+        {
+            static int[] counts = new int[4];
+            public static int slot() => {|#0:smp_processor_id()|};
+            public static void use() => counts[slot()]++;
+            protected int forDerived() => {|#1:smp_processor_id()|};
+            static int orphan() => {|#2:smp_processor_id()|};
+            int viaForDerived() => forDerived();
+            static int walk(int n) => n > 0 ? walk(n - 1) : {|#5:smp_processor_id()|};
+
+            void local()
+            {
+                counts[{|#3:next()|}]++;
+                int next() => {|#4:smp_processor_id()|};
+            }
+        }
+        """,
+        Kmg("KMG0003").WithLocation(0), Kmg("KMG0003").WithLocation(1), Kmg("KMG0003").WithLocation(2), Kmg("KMG0003").WithLocation(5),
+        Kmg("KMG0003").WithLocation(3).WithLocation(4).WithMessage(
+            "smp_processor_id() needs preemption disabled, but local() can be preempted and migrated to another CPU here (reached via local() → next() → smp_processor_id)" + Advice));
 }

@@ -39,6 +39,55 @@ public class RobustnessTests
             Assert.Equal((pair.Key, pair.Value), (pair.Key, counts.TryGetValue(pair.Key, out int n) ? n : 0));
     }
 
+    /// <summary>Delegate targets, trylock locals and called helpers in unusual places, some of them in code that does not compile.</summary>
+    [Fact]
+    public async Task UnusualShapesDoNotThrow()
+    {
+        const string source = Prelude.Usings + """
+            class Ops { public Action<Dev>? rx; public Func<int>? poll { get; set; } public Action? bad; }
+
+            class Base { protected Base(Func<int> f) { } }
+
+            class Dev : Base
+            {
+                static readonly Ops ops = new Ops { rx = d => msleep(1), poll = () => smp_processor_id() };
+                Ops Table => new Ops { rx = d => { int slot() => smp_processor_id(); slot(); } };
+                Func<int> Prop { get; } = () => smp_processor_id();
+                spinlock_t lk = new();
+
+                Dev() : base(() => { Action<Dev> inner = x => ops.rx = y => schedule(); return 0; }) { }
+
+                void f(bool flag)
+                {
+                    ops.bad = undefined_method;
+                    ops.bad = () => missing(lk);
+                    bool ok = spin_trylock(lk) && flag;
+                    bool? maybe = spin_trylock(lk);
+                    if (maybe == true) spin_unlock(lk);
+                    if (ok is true) msleep(1);
+                    bool broken = spin_trylock();
+                    if (!broken) return;
+                    spin_lock(lk);
+                    ops.rx!(this);
+                    ops.poll!();
+                    Table.rx!(this);
+                    Prop();
+                    ops.bad!();
+                    spin_unlock(lk);
+                    local();
+                    void local() { int c = smp_processor_id(); recurse(c); }
+                    void recurse(int n) { if (n > 0) recurse(n - 1); }
+                }
+            }
+            """;
+        Compilation compilation = Compilations.Create(new[] { ("Unusual.cs", source) });
+        Assert.NotEmpty(compilation.GetDiagnostics().Where(d => d.Severity == DiagnosticSeverity.Error));
+
+        var diagnostics = await Compilations.AnalyzeAsync(compilation);
+
+        Assert.Empty(diagnostics.Where(d => d.Id == "AD0001").Select(d => d.GetMessage()));
+    }
+
     /// <summary>Every folder of C# in the repository, the Runtime compiled from source (so its own annotations drive the analyzers).</summary>
     [Theory]
     [MemberData(nameof(SourceFolders))]

@@ -147,6 +147,53 @@ public class SleepInAtomicInterproceduralTests
         IgnoreExtra(Kmg("KMG0001").WithLocation(3)));
 
     [Fact]
+    public Task LambdasStoredInOpsTablesAreFollowed() => AnalyzeAsync<SleepInAtomicAnalyzer>("""
+        class Ops
+        {
+            public Action<Dev>? rx;
+            public Action<Dev>? tx;
+            public Func<Dev, int>? poll;
+            public Action<Dev>? stop;
+        }
+
+        class Dev
+        {
+            static readonly Ops ops = new Ops();
+            Action<Dev> reset = d => { var p = {|#4:kmalloc(8, GFP_KERNEL)|}; };
+            Action<Dev> quiet = d => udelay(1);
+            spinlock_t lk = new();
+
+            static void setup()
+            {
+                ops.rx = (d) => { var p = {|#2:kmalloc(64, GFP_KERNEL)|}; };
+                ops.tx = d => kmalloc(64, GFP_ATOMIC);
+                install();
+                Action later = () => ops.stop = d => {|#8:schedule()|};
+
+                void install() => ops.poll = delegate (Dev d) { {|#6:msleep(1)|}; return 0; };
+            }
+
+            void f()
+            {
+                {|#1:spin_lock(lk)|};
+                {|#0:ops.rx!(this)|};
+                ops.tx!(this);
+                {|#3:reset(this)|};
+                quiet(this);
+                {|#5:ops.poll!(this)|};
+                {|#7:ops.stop!(this)|};
+                spin_unlock(lk);
+                ops.rx!(this);
+            }
+        }
+        """,
+        Kmg("KMG0001").WithLocation(0).WithLocation(1).WithLocation(2)
+            .WithMessage("kmalloc with GFP_KERNEL may sleep, but spin_lock(lk) at line 33 holds an atomic section: reached via f() → lambda at line 23 → kmalloc"),
+        Kmg("KMG0001").WithLocation(3).WithLocation(1).WithLocation(4),
+        Kmg("KMG0001").WithLocation(5).WithLocation(1).WithLocation(6),
+        Kmg("KMG0001").WithLocation(7).WithLocation(1).WithLocation(8));
+
+    [Fact]
     public Task RecursionTerminates() => AnalyzeAsync<SleepInAtomicAnalyzer>("""
         class Dev
         {
