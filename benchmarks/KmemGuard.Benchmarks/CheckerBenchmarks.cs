@@ -5,7 +5,8 @@ namespace KmemGuard.Benchmarks;
 
 /// <summary>
 /// What the checker's hooks cost the allocators: kmemleak's Track/Untrack pair (paid by every
-/// allocation and free while Checks.Kmemleak is on), the disarmed fault-injection checks (paid by
+/// vmalloc, large kmalloc and driver-registered block while Checks.Kmemleak is on; slab objects
+/// keep their kmemleak state in the slab instead), the disarmed fault-injection checks (paid by
 /// every allocation, always), and one kmemleak scan of a 1024-block chain.
 /// </summary>
 public class CheckerBenchmarks : MachineBenchmark
