@@ -12,7 +12,7 @@ namespace KmemGuard.Analyzers.Benchmarks;
 
 /// <summary>
 /// <c>dotnet run -c Release --project benchmarks/KmemGuard.Analyzers.Benchmarks -- quick</c> prints the
-/// figures for docs/analyzer-performance.md (median of 5 runs); <c>-- corpus DIR [files]</c> writes the
+/// figures for docs/analyzer-performance.md (see <see cref="QuickRun"/>); <c>-- corpus DIR [files]</c> writes the
 /// corpus out; anything else runs BenchmarkDotNet.
 /// </summary>
 public static class Program
@@ -20,13 +20,37 @@ public static class Program
     public static void Main(string[] args)
     {
         if (args.Length > 0 && args[0] == "quick")
-            Quick(args.Skip(1).Select(a => int.Parse(a, CultureInfo.InvariantCulture)).DefaultIfEmpty(200).ToArray());
+            Quick(args.Skip(1).ToArray());
         else if (args.Length > 1 && args[0] == "telemetry")
             Telemetry(int.Parse(args[1], CultureInfo.InvariantCulture));
         else if (args.Length > 1 && args[0] == "corpus")
             WriteCorpus(args[1], args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 200);
         else
             BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+    }
+
+    /// <summary><c>quick [--rounds N] [--warmups N] [files ...]</c>: 7 measured rounds after 3 warm-up rounds, 200 files, unless told otherwise.</summary>
+    private static void Quick(string[] args)
+    {
+        int rounds = 7, warmups = 3;
+        var sizes = new System.Collections.Generic.List<int>();
+        for (int i = 0; i < args.Length; i++)
+        {
+            switch (args[i])
+            {
+                case "--rounds":
+                    rounds = int.Parse(args[++i], CultureInfo.InvariantCulture);
+                    break;
+                case "--warmups":
+                    warmups = int.Parse(args[++i], CultureInfo.InvariantCulture);
+                    break;
+                default:
+                    sizes.Add(int.Parse(args[i], CultureInfo.InvariantCulture));
+                    break;
+            }
+        }
+
+        QuickRun.Run(sizes.DefaultIfEmpty(200).ToArray(), rounds, warmups);
     }
 
     private static void WriteCorpus(string directory, int files)
@@ -43,7 +67,7 @@ public static class Program
     {
         var compilation = new CorpusCompilation(CorpusGenerator.Generate(files, seedBugs: true)).Fresh();
         var options = new CompilationWithAnalyzersOptions(new AnalyzerOptions(ImmutableArray<Microsoft.CodeAnalysis.AdditionalText>.Empty),
-            null, concurrentAnalysis: true, logAnalyzerExecutionTime: true);
+            null, concurrentAnalysis: false, logAnalyzerExecutionTime: true);
         var withAnalyzers = compilation.WithAnalyzers(CorpusCompilation.Analyzers, options);
         var watch = Stopwatch.StartNew();
         var diagnostics = withAnalyzers.GetAnalyzerDiagnosticsAsync().GetAwaiter().GetResult();
@@ -53,36 +77,5 @@ public static class Program
             var info = withAnalyzers.GetAnalyzerTelemetryInfoAsync(analyzer, default).GetAwaiter().GetResult();
             Console.WriteLine($"  {analyzer.GetType().Name}: {info.ExecutionTime.TotalMilliseconds:F0} ms");
         }
-    }
-
-    private static void Quick(int[] sizes)
-    {
-        Console.WriteLine("| files | lines | compiler (ms) | + empty analyzer (ms) | + KmemGuard (ms) | KmemGuard over compiler | KmemGuard over empty analyzer |");
-        Console.WriteLine("|---|---|---|---|---|---|---|");
-        foreach (int files in sizes)
-        {
-            GeneratedCorpus corpus = CorpusGenerator.Generate(files, seedBugs: true);
-            var compilation = new CorpusCompilation(corpus);
-            int errors = compilation.Fresh().GetDiagnostics().Count(d => d.Severity == Microsoft.CodeAnalysis.DiagnosticSeverity.Error);
-            if (errors > 0)
-                throw new InvalidOperationException($"the corpus has {errors} compile errors");
-            double compiler = Median(() => compilation.Compile());
-            double empty = Median(() => compilation.CompileWithAnalyzersAsync(ImmutableArray.Create<DiagnosticAnalyzer>(new EmptyAnalyzer())).GetAwaiter().GetResult());
-            double kmem = Median(() => compilation.CompileWithAnalyzersAsync(CorpusCompilation.Analyzers).GetAwaiter().GetResult());
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"| {files} | {corpus.Lines} | {compiler:F0} | {empty:F0} | {kmem:F0} | {(kmem - compiler) / compiler:P0} | {(kmem - empty) / compiler:P0} |"));
-        }
-    }
-
-    private static double Median(Func<int> run)
-    {
-        run(); // warm-up: JIT and metadata
-        var times = Enumerable.Range(0, 5).Select(_ =>
-        {
-            var watch = Stopwatch.StartNew();
-            run();
-            return watch.Elapsed.TotalMilliseconds;
-        }).OrderBy(t => t).ToArray();
-        return times[times.Length / 2];
     }
 }

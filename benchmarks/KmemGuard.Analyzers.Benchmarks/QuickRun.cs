@@ -1,0 +1,170 @@
+using System;
+using System.Collections.Generic;
+using System.Collections.Immutable;
+using System.Diagnostics;
+using System.Globalization;
+using System.IO;
+using System.Linq;
+using KmemGuard.Analyzers.Corpus;
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.Diagnostics;
+
+namespace KmemGuard.Analyzers.Benchmarks;
+
+/// <summary>
+/// The figures of docs/analyzer-performance.md. Per corpus size, the three cases (compiler, + empty
+/// analyzer, + KmemGuard) run round-robin, each round in a rotated order, after warm-up rounds that
+/// are thrown away; every run starts after a full GC. Each run records its wall time and the process's
+/// CPU time (user + system). The compilation and the analyzer driver run on one thread, so CPU time is
+/// what the work costs, and wall time is close to it unless other processes take the core.
+/// A difference is printed with the interquartile range of its per-round values, and marked
+/// unreliable when that range is wider than the difference itself.
+/// </summary>
+internal static class QuickRun
+{
+    private const double Goal = 0.10;
+    private const double ScalingGoal = 2.2;
+
+    private sealed record Case(string Name, Func<int> Run);
+
+    private sealed record Sample(double Wall, double Cpu);
+
+    private sealed record SizeResult(int Files, int Lines, Dictionary<string, List<Sample>> Samples, string Load);
+
+    public static void Run(int[] sizes, int rounds, int warmups)
+    {
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"{Environment.ProcessorCount} cores, server GC {System.Runtime.GCSettings.IsServerGC}, GC latency {System.Runtime.GCSettings.LatencyMode}, "
+            + $"tiered compilation {AppContext.GetData("System.Runtime.TieredCompilation") ?? "default"}, tiered PGO {AppContext.GetData("System.Runtime.TieredPGO") ?? "default"} "
+            + $"(DOTNET_ variables override them), {warmups} warm-up and {rounds} measured rounds"));
+        var results = sizes.Select(files => Measure(files, rounds, warmups)).ToList();
+
+        Console.WriteLine();
+        Console.WriteLine("| files | lines | load (1 min, start → end) | case | CPU median (ms) | CPU min–max | wall median (ms) | wall min–max |");
+        Console.WriteLine("|---|---|---|---|---|---|---|---|");
+        foreach (SizeResult result in results)
+        {
+            foreach (var (name, samples) in result.Samples)
+            {
+                double[] cpu = samples.Select(s => s.Cpu).ToArray();
+                double[] wall = samples.Select(s => s.Wall).ToArray();
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"| {result.Files} | {result.Lines:N0} | {result.Load} | {name} | {Quantile(cpu, 0.5):N0} | {cpu.Min():N0}–{cpu.Max():N0} | {Quantile(wall, 0.5):N0} | {wall.Min():N0}–{wall.Max():N0} |"));
+            }
+        }
+
+        Console.WriteLine();
+        Console.WriteLine("Overheads per round (CPU time; median [interquartile range] over the rounds):");
+        Console.WriteLine();
+        Console.WriteLine("| files | KmemGuard over compiler | KmemGuard over empty analyzer, per compiler time | empty analyzer over compiler | ≤ 10 % over compiler |");
+        Console.WriteLine("|---|---|---|---|---|");
+        foreach (SizeResult result in results)
+        {
+            double[] overCompiler = PerRound(result, (c, _, k) => (k - c) / c);
+            double[] overEmpty = PerRound(result, (c, e, k) => (k - e) / c);
+            double[] empty = PerRound(result, (c, e, _) => (e - c) / c);
+            string verdict = Quantile(overCompiler, 0.75) <= Goal ? "met" : Quantile(overCompiler, 0.25) > Goal ? "not met" : "not shown (spread)";
+            Console.WriteLine($"| {result.Files} | {Spread(overCompiler, "P1")} | {Spread(overEmpty, "P1")} | {Spread(empty, "P1")} | {verdict} |");
+        }
+
+        PrintScaling(results);
+    }
+
+    /// <summary>The analyzers' own time (KmemGuard run minus compiler run of the same round), from each size to the next that doubles it.</summary>
+    private static void PrintScaling(List<SizeResult> results)
+    {
+        var pairs = results.SelectMany(small => results.Where(large => large.Files == 2 * small.Files).Select(large => (small, large))).ToList();
+        if (pairs.Count == 0)
+            return;
+        Console.WriteLine();
+        Console.WriteLine("Scaling of the analyzers' time (KmemGuard minus compiler, CPU, per round; the ratio's range pairs the quartiles):");
+        Console.WriteLine();
+        Console.WriteLine("| files | analyzers' time (ms) | doubled: analyzers' time (ms) | ratio | ≤ ×2.2 |");
+        Console.WriteLine("|---|---|---|---|---|");
+        foreach (var (small, large) in pairs)
+        {
+            double[] a = PerRound(small, (c, _, k) => k - c);
+            double[] b = PerRound(large, (c, _, k) => k - c);
+            double ratio = Quantile(b, 0.5) / Quantile(a, 0.5);
+            double low = Quantile(b, 0.25) / Quantile(a, 0.75);
+            double high = Quantile(b, 0.75) / Quantile(a, 0.25);
+            string verdict = high <= ScalingGoal ? "met" : low > ScalingGoal ? "not met" : "not shown (spread)";
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"| {small.Files} → {large.Files} | {Spread(a, "N0")} | {Spread(b, "N0")} | ×{ratio:F2} [{low:F2}–{high:F2}] | {verdict} |"));
+        }
+    }
+
+    private static SizeResult Measure(int files, int rounds, int warmups)
+    {
+        GeneratedCorpus corpus = CorpusGenerator.Generate(files, seedBugs: true);
+        var compilation = new CorpusCompilation(corpus);
+        int errors = compilation.Fresh().GetDiagnostics().Count(d => d.Severity == DiagnosticSeverity.Error);
+        if (errors > 0)
+            throw new InvalidOperationException($"the corpus has {errors} compile errors");
+        Case[] cases =
+        {
+            new("compiler", compilation.Compile),
+            new("+ empty analyzer", () => compilation.CompileWithAnalyzersAsync(ImmutableArray.Create<DiagnosticAnalyzer>(new EmptyAnalyzer())).GetAwaiter().GetResult()),
+            new("+ KmemGuard", () => compilation.CompileWithAnalyzersAsync(CorpusCompilation.Analyzers).GetAwaiter().GetResult()),
+        };
+        var samples = cases.ToDictionary(c => c.Name, _ => new List<Sample>());
+        string loadBefore = LoadAverage();
+        for (int round = 0; round < warmups + rounds; round++)
+        {
+            for (int i = 0; i < cases.Length; i++)
+            {
+                Case next = cases[(round + i) % cases.Length];
+                Sample sample = Time(next.Run);
+                if (round >= warmups)
+                    samples[next.Name].Add(sample);
+                Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"{files} files, round {round + 1 - warmups}{(round < warmups ? " (warm-up)" : "")}, {next.Name}: {sample.Cpu:F0} ms CPU, {sample.Wall:F0} ms wall"));
+            }
+        }
+
+        return new SizeResult(files, corpus.Lines, samples, $"{loadBefore} → {LoadAverage()}");
+    }
+
+    private static Sample Time(Func<int> run)
+    {
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
+        using Process self = Process.GetCurrentProcess();
+        TimeSpan cpuBefore = self.TotalProcessorTime;
+        var watch = Stopwatch.StartNew();
+        run();
+        double wall = watch.Elapsed.TotalMilliseconds;
+        self.Refresh();
+        return new Sample(wall, (self.TotalProcessorTime - cpuBefore).TotalMilliseconds);
+    }
+
+    /// <summary>The per-round values of f(compiler, empty analyzer, KmemGuard), in CPU time.</summary>
+    private static double[] PerRound(SizeResult result, Func<double, double, double, double> f)
+    {
+        var (c, e, k) = (result.Samples["compiler"], result.Samples["+ empty analyzer"], result.Samples["+ KmemGuard"]);
+        return Enumerable.Range(0, c.Count).Select(i => f(c[i].Cpu, e[i].Cpu, k[i].Cpu)).ToArray();
+    }
+
+    /// <summary>Median [first quartile–third quartile], and "unreliable" when that range is wider than the median's distance from zero.</summary>
+    private static string Spread(double[] values, string format)
+    {
+        double median = Quantile(values, 0.5);
+        double q1 = Quantile(values, 0.25);
+        double q3 = Quantile(values, 0.75);
+        string text = string.Create(CultureInfo.InvariantCulture, $"{median.ToString(format, CultureInfo.InvariantCulture)} [{q1.ToString(format, CultureInfo.InvariantCulture)}–{q3.ToString(format, CultureInfo.InvariantCulture)}]");
+        return q3 - q1 > Math.Abs(median) ? text + " unreliable" : text;
+    }
+
+    private static double Quantile(double[] values, double q)
+    {
+        double[] sorted = values.OrderBy(v => v).ToArray();
+        double position = q * (sorted.Length - 1);
+        int below = (int)Math.Floor(position);
+        int above = Math.Min(below + 1, sorted.Length - 1);
+        return sorted[below] + (sorted[above] - sorted[below]) * (position - below);
+    }
+
+    private static string LoadAverage() =>
+        File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Split(' ')[0] : "?";
+}
