@@ -1,3 +1,4 @@
+using System.Collections.Generic;
 using System.Collections.Immutable;
 using System.IO;
 using System.Linq;
@@ -20,12 +21,16 @@ internal sealed class CorpusCompilation
     {
         var options = new CSharpParseOptions(LanguageVersion.Latest);
         trees = corpus.Files.Select(f => CSharpSyntaxTree.ParseText(f.Text, options, f.Path)).ToImmutableArray();
+        references = ReferencePaths().Select(p => (MetadataReference)MetadataReference.CreateFromFile(p)).ToImmutableArray();
+    }
+
+    /// <summary>The running framework's System assemblies and KmemGuard.Runtime (for the annotations).</summary>
+    public static IEnumerable<string> ReferencePaths()
+    {
         string framework = Path.GetDirectoryName(typeof(object).Assembly.Location)!;
-        references = Directory.GetFiles(framework, "System.*.dll")
+        return Directory.GetFiles(framework, "System.*.dll")
             .Where(p => !p.Contains("Native", System.StringComparison.Ordinal))
-            .Select(p => (MetadataReference)MetadataReference.CreateFromFile(p))
-            .Append(MetadataReference.CreateFromFile(typeof(KmemGuard.KPtr).Assembly.Location))
-            .ToImmutableArray();
+            .Append(typeof(KmemGuard.KPtr).Assembly.Location);
     }
 
     public static ImmutableArray<DiagnosticAnalyzer> Analyzers { get; } = ImmutableArray.Create<DiagnosticAnalyzer>(

@@ -12,15 +12,16 @@ namespace KmemGuard.Analyzers.Benchmarks;
 
 /// <summary>
 /// <c>dotnet run -c Release --project benchmarks/KmemGuard.Analyzers.Benchmarks -- quick</c> prints the
-/// figures for docs/analyzer-performance.md (see <see cref="QuickRun"/>); <c>-- corpus DIR [files]</c> writes the
+/// figures for docs/analyzer-performance.md (see <see cref="QuickRun"/>), <c>-- csc</c> those of a command-line
+/// build (see <see cref="CscRun"/>); <c>-- corpus DIR [files]</c> writes the
 /// corpus out; anything else runs BenchmarkDotNet.
 /// </summary>
 public static class Program
 {
     public static void Main(string[] args)
     {
-        if (args.Length > 0 && args[0] == "quick")
-            Quick(args.Skip(1).ToArray());
+        if (args.Length > 0 && args[0] is "quick" or "csc")
+            Quick(args[0], args.Skip(1).ToArray());
         else if (args.Length > 1 && args[0] == "telemetry")
             Telemetry(int.Parse(args[1], CultureInfo.InvariantCulture));
         else if (args.Length > 1 && args[0] == "corpus")
@@ -29,8 +30,8 @@ public static class Program
             BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
     }
 
-    /// <summary><c>quick [--rounds N] [--warmups N] [files ...]</c>: 7 measured rounds after 3 warm-up rounds, 200 files, unless told otherwise.</summary>
-    private static void Quick(string[] args)
+    /// <summary><c>quick|csc [--rounds N] [--warmups N] [files ...]</c>: 7 measured rounds after 3 warm-up rounds, 200 files, unless told otherwise.</summary>
+    private static void Quick(string mode, string[] args)
     {
         int rounds = 7, warmups = 3;
         var sizes = new System.Collections.Generic.List<int>();
@@ -50,7 +51,11 @@ public static class Program
             }
         }
 
-        QuickRun.Run(sizes.DefaultIfEmpty(200).ToArray(), rounds, warmups);
+        int[] files = sizes.DefaultIfEmpty(200).ToArray();
+        if (mode == "csc")
+            CscRun.Run(files, rounds, warmups);
+        else
+            QuickRun.Run(files, rounds, warmups);
     }
 
     private static void WriteCorpus(string directory, int files)

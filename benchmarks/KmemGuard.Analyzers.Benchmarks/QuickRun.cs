@@ -63,8 +63,7 @@ internal static class QuickRun
             double[] overCompiler = PerRound(result, (c, _, k) => (k - c) / c);
             double[] overEmpty = PerRound(result, (c, e, k) => (k - e) / c);
             double[] empty = PerRound(result, (c, e, _) => (e - c) / c);
-            string verdict = Quantile(overCompiler, 0.75) <= Goal ? "met" : Quantile(overCompiler, 0.25) > Goal ? "not met" : "not shown (spread)";
-            Console.WriteLine($"| {result.Files} | {Spread(overCompiler, "P1")} | {Spread(overEmpty, "P1")} | {Spread(empty, "P1")} | {verdict} |");
+            Console.WriteLine($"| {result.Files} | {Spread(overCompiler, "P1")} | {Spread(overEmpty, "P1")} | {Spread(empty, "P1")} | {Verdict(overCompiler)} |");
         }
 
         PrintScaling(results);
@@ -139,6 +138,14 @@ internal static class QuickRun
         return new Sample(wall, (self.TotalProcessorTime - cpuBefore).TotalMilliseconds);
     }
 
+    /// <summary>Whether per-round overheads are within the 10 % goal: met only when the third quartile is.</summary>
+    public static string Verdict(double[] overheads) =>
+        Quantile(overheads, 0.75) <= Goal ? "met" : Quantile(overheads, 0.25) > Goal ? "not met" : "not shown (spread)";
+
+    /// <summary>Median (min–max).</summary>
+    public static string Summary(double[] values) =>
+        string.Create(CultureInfo.InvariantCulture, $"{Quantile(values, 0.5):N0} ({values.Min():N0}–{values.Max():N0})");
+
     /// <summary>The per-round values of f(compiler, empty analyzer, KmemGuard), in CPU time.</summary>
     private static double[] PerRound(SizeResult result, Func<double, double, double, double> f)
     {
@@ -147,7 +154,7 @@ internal static class QuickRun
     }
 
     /// <summary>Median [first quartile–third quartile], and "unreliable" when that range is wider than the median's distance from zero.</summary>
-    private static string Spread(double[] values, string format)
+    public static string Spread(double[] values, string format)
     {
         double median = Quantile(values, 0.5);
         double q1 = Quantile(values, 0.25);
@@ -165,6 +172,6 @@ internal static class QuickRun
         return sorted[below] + (sorted[above] - sorted[below]) * (position - below);
     }
 
-    private static string LoadAverage() =>
+    public static string LoadAverage() =>
         File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Split(' ')[0] : "?";
 }
