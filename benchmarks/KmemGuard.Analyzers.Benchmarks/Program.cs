@@ -13,7 +13,7 @@ namespace KmemGuard.Analyzers.Benchmarks;
 /// <summary>
 /// <c>dotnet run -c Release --project benchmarks/KmemGuard.Analyzers.Benchmarks -- quick</c> prints the
 /// figures for docs/analyzer-performance.md (see <see cref="QuickRun"/>), <c>-- csc</c> those of a command-line
-/// build (see <see cref="CscRun"/>); <c>-- corpus DIR [files]</c> writes the
+/// build (see <see cref="CscRun"/>); <c>-- diagnostics [files]</c> prints every diagnostic; <c>-- corpus DIR [files]</c> writes the
 /// corpus out; anything else runs BenchmarkDotNet.
 /// </summary>
 public static class Program
@@ -24,6 +24,8 @@ public static class Program
             Quick(args[0], args.Skip(1).ToArray());
         else if (args.Length > 1 && args[0] == "telemetry")
             Telemetry(int.Parse(args[1], CultureInfo.InvariantCulture));
+        else if (args.Length > 1 && args[0] == "diagnostics")
+            PrintDiagnostics(int.Parse(args[1], CultureInfo.InvariantCulture));
         else if (args.Length > 1 && args[0] == "corpus")
             WriteCorpus(args[1], args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 200);
         else
@@ -56,6 +58,20 @@ public static class Program
             CscRun.Run(files, rounds, warmups);
         else
             QuickRun.Run(files, rounds, warmups);
+    }
+
+    /// <summary>Every KmemGuard diagnostic on the corpus, sorted, with its message, additional locations and properties: diff two builds' output to check that an optimisation changed nothing.</summary>
+    private static void PrintDiagnostics(int files)
+    {
+        var compilation = new CorpusCompilation(CorpusGenerator.Generate(files, seedBugs: true)).Fresh();
+        var diagnostics = compilation.WithAnalyzers(CorpusCompilation.Analyzers).GetAnalyzerDiagnosticsAsync().GetAwaiter().GetResult();
+        foreach (string line in diagnostics.Select(d => string.Join(" | ", new[] { d.Id, d.Location.GetLineSpan().ToString(), d.GetMessage(CultureInfo.InvariantCulture) }
+                .Concat(d.AdditionalLocations.Select(l => l.GetLineSpan().ToString()))
+                .Concat(d.Properties.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => p.Key + "=" + p.Value))))
+            .OrderBy(l => l, StringComparer.Ordinal))
+        {
+            Console.WriteLine(line);
+        }
     }
 
     private static void WriteCorpus(string directory, int files)

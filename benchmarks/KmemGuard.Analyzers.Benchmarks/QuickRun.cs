@@ -16,7 +16,8 @@ namespace KmemGuard.Analyzers.Benchmarks;
 /// analyzer, + KmemGuard) run round-robin, each round in a rotated order, after warm-up rounds that
 /// are thrown away; every run starts after a full GC. Each run records its wall time and the process's
 /// CPU time (user + system). The compilation and the analyzer driver run on one thread, so CPU time is
-/// what the work costs, and wall time is close to it unless other processes take the core.
+/// what the work costs, and wall time is close to it unless other processes take the core. The bytes
+/// allocated are a second measure that the load does not change (this machine has no instruction counters).
 /// A difference is printed with the interquartile range of its per-round values, and marked
 /// unreliable when that range is wider than the difference itself.
 /// </summary>
@@ -27,7 +28,8 @@ internal static class QuickRun
 
     private sealed record Case(string Name, Func<int> Run);
 
-    private sealed record Sample(double Wall, double Cpu);
+    /// <summary>A run's wall and CPU time (ms) and the bytes it allocated (all threads): allocation does not depend on the machine's load.</summary>
+    private sealed record Sample(double Wall, double Cpu, long Allocated);
 
     private sealed record SizeResult(int Files, int Lines, Dictionary<string, List<Sample>> Samples, string Load);
 
@@ -40,16 +42,17 @@ internal static class QuickRun
         var results = sizes.Select(files => Measure(files, rounds, warmups)).ToList();
 
         Console.WriteLine();
-        Console.WriteLine("| files | lines | load (1 min, start → end) | case | CPU median (ms) | CPU min–max | wall median (ms) | wall min–max |");
-        Console.WriteLine("|---|---|---|---|---|---|---|---|");
+        Console.WriteLine("| files | lines | load (1 min, start → end) | case | CPU median (ms) | CPU min–max | wall median (ms) | wall min–max | allocated median (MB) |");
+        Console.WriteLine("|---|---|---|---|---|---|---|---|---|");
         foreach (SizeResult result in results)
         {
             foreach (var (name, samples) in result.Samples)
             {
                 double[] cpu = samples.Select(s => s.Cpu).ToArray();
                 double[] wall = samples.Select(s => s.Wall).ToArray();
+                double[] megabytes = samples.Select(s => s.Allocated / 1e6).ToArray();
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"| {result.Files} | {result.Lines:N0} | {result.Load} | {name} | {Quantile(cpu, 0.5):N0} | {cpu.Min():N0}–{cpu.Max():N0} | {Quantile(wall, 0.5):N0} | {wall.Min():N0}–{wall.Max():N0} |"));
+                    $"| {result.Files} | {result.Lines:N0} | {result.Load} | {name} | {Quantile(cpu, 0.5):N0} | {cpu.Min():N0}–{cpu.Max():N0} | {Quantile(wall, 0.5):N0} | {wall.Min():N0}–{wall.Max():N0} | {Quantile(megabytes, 0.5):N0} |"));
             }
         }
 
@@ -117,7 +120,7 @@ internal static class QuickRun
                 if (round >= warmups)
                     samples[next.Name].Add(sample);
                 Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"{files} files, round {round + 1 - warmups}{(round < warmups ? " (warm-up)" : "")}, {next.Name}: {sample.Cpu:F0} ms CPU, {sample.Wall:F0} ms wall"));
+                    $"{files} files, round {round + 1 - warmups}{(round < warmups ? " (warm-up)" : "")}, {next.Name}: {sample.Cpu:F0} ms CPU, {sample.Wall:F0} ms wall, {sample.Allocated / 1e6:F0} MB"));
             }
         }
 
@@ -131,11 +134,13 @@ internal static class QuickRun
         GC.Collect();
         using Process self = Process.GetCurrentProcess();
         TimeSpan cpuBefore = self.TotalProcessorTime;
+        long allocatedBefore = GC.GetTotalAllocatedBytes(precise: true);
         var watch = Stopwatch.StartNew();
         run();
         double wall = watch.Elapsed.TotalMilliseconds;
+        long allocated = GC.GetTotalAllocatedBytes(precise: true) - allocatedBefore;
         self.Refresh();
-        return new Sample(wall, (self.TotalProcessorTime - cpuBefore).TotalMilliseconds);
+        return new Sample(wall, (self.TotalProcessorTime - cpuBefore).TotalMilliseconds, allocated);
     }
 
     /// <summary>Whether per-round overheads are within the 10 % goal: met only when the third quartile is.</summary>
