@@ -1,6 +1,4 @@
 using System;
-using System.Collections.Immutable;
-using System.Diagnostics;
 using System.Globalization;
 using System.IO;
 using System.Linq;
@@ -13,17 +11,16 @@ namespace KmemGuard.Analyzers.Benchmarks;
 /// <summary>
 /// <c>dotnet run -c Release --project benchmarks/KmemGuard.Analyzers.Benchmarks -- quick</c> prints the
 /// figures for docs/analyzer-performance.md (see <see cref="QuickRun"/>), <c>-- csc</c> those of a command-line
-/// build (see <see cref="CscRun"/>); <c>-- diagnostics [files]</c> prints every diagnostic; <c>-- corpus DIR [files]</c> writes the
-/// corpus out; anything else runs BenchmarkDotNet.
+/// build (see <see cref="CscRun"/>), <c>-- telemetry</c> the analyzers' own execution time;
+/// <c>-- diagnostics [files]</c> prints every diagnostic; <c>-- corpus DIR [files]</c> writes the corpus out;
+/// anything else runs BenchmarkDotNet.
 /// </summary>
 public static class Program
 {
     public static void Main(string[] args)
     {
-        if (args.Length > 0 && args[0] is "quick" or "csc")
+        if (args.Length > 0 && args[0] is "quick" or "csc" or "telemetry")
             Quick(args[0], args.Skip(1).ToArray());
-        else if (args.Length > 1 && args[0] == "telemetry")
-            Telemetry(int.Parse(args[1], CultureInfo.InvariantCulture));
         else if (args.Length > 1 && args[0] == "diagnostics")
             PrintDiagnostics(int.Parse(args[1], CultureInfo.InvariantCulture));
         else if (args.Length > 1 && args[0] == "corpus")
@@ -32,7 +29,7 @@ public static class Program
             BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
     }
 
-    /// <summary><c>quick|csc [--rounds N] [--warmups N] [files ...]</c>: 7 measured rounds after 3 warm-up rounds, 200 files, unless told otherwise.</summary>
+    /// <summary><c>quick|csc|telemetry [--rounds N] [--warmups N] [files ...]</c>: 7 measured rounds after 3 warm-up rounds, 200 files, unless told otherwise.</summary>
     private static void Quick(string mode, string[] args)
     {
         int rounds = 7, warmups = 3;
@@ -56,6 +53,8 @@ public static class Program
         int[] files = sizes.DefaultIfEmpty(200).ToArray();
         if (mode == "csc")
             CscRun.Run(files, rounds, warmups);
+        else if (mode == "telemetry")
+            QuickRun.Telemetry(files, rounds, warmups);
         else
             QuickRun.Run(files, rounds, warmups);
     }
@@ -81,22 +80,5 @@ public static class Program
         foreach (var (path, text) in corpus.Files)
             File.WriteAllText(Path.Combine(directory, path), text);
         Console.WriteLine($"{corpus.Files.Count} files, {corpus.Lines} lines in {directory}");
-    }
-
-    /// <summary>The analyzer driver's own measure of the time spent in each analyzer (the first to ask pays for the shared analysis).</summary>
-    private static void Telemetry(int files)
-    {
-        var compilation = new CorpusCompilation(CorpusGenerator.Generate(files, seedBugs: true)).Fresh();
-        var options = new CompilationWithAnalyzersOptions(new AnalyzerOptions(ImmutableArray<Microsoft.CodeAnalysis.AdditionalText>.Empty),
-            null, concurrentAnalysis: false, logAnalyzerExecutionTime: true);
-        var withAnalyzers = compilation.WithAnalyzers(CorpusCompilation.Analyzers, options);
-        var watch = Stopwatch.StartNew();
-        var diagnostics = withAnalyzers.GetAnalyzerDiagnosticsAsync().GetAwaiter().GetResult();
-        Console.WriteLine($"{files} files: {diagnostics.Length} diagnostics in {watch.ElapsedMilliseconds} ms");
-        foreach (var analyzer in CorpusCompilation.Analyzers)
-        {
-            var info = withAnalyzers.GetAnalyzerTelemetryInfoAsync(analyzer, default).GetAwaiter().GetResult();
-            Console.WriteLine($"  {analyzer.GetType().Name}: {info.ExecutionTime.TotalMilliseconds:F0} ms");
-        }
     }
 }

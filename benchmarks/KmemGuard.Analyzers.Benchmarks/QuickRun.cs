@@ -72,6 +72,55 @@ internal static class QuickRun
         PrintScaling(results);
     }
 
+    /// <summary>
+    /// The analyzer driver's own measure of the time spent in the KmemGuard analyzers' callbacks
+    /// (<c>logAnalyzerExecutionTime</c>; the first analyzer to ask for a body pays for the shared
+    /// analysis), summed over the four, after warm-up rounds. It leaves out the compiler and the
+    /// driver, and with them most of the noise of the other measures.
+    /// </summary>
+    public static void Telemetry(int[] sizes, int rounds, int warmups)
+    {
+        var results = new List<(int Files, double[] Times, string Load)>();
+        foreach (int files in sizes)
+        {
+            var compilation = new CorpusCompilation(CorpusGenerator.Generate(files, seedBugs: true));
+            var times = new List<double>();
+            string loadBefore = LoadAverage();
+            for (int round = 0; round < warmups + rounds; round++)
+            {
+                GC.Collect();
+                GC.WaitForPendingFinalizers();
+                var options = new CompilationWithAnalyzersOptions(new AnalyzerOptions(ImmutableArray<AdditionalText>.Empty),
+                    onAnalyzerException: null, concurrentAnalysis: false, logAnalyzerExecutionTime: true);
+                var withAnalyzers = compilation.Fresh().WithAnalyzers(CorpusCompilation.Analyzers, options);
+                withAnalyzers.GetAnalyzerDiagnosticsAsync().GetAwaiter().GetResult();
+                double total = CorpusCompilation.Analyzers.Sum(a => withAnalyzers.GetAnalyzerTelemetryInfoAsync(a, default).GetAwaiter().GetResult().ExecutionTime.TotalMilliseconds);
+                if (round >= warmups)
+                    times.Add(total);
+                Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"{files} files, round {round + 1 - warmups}{(round < warmups ? " (warm-up)" : "")}: analyzers {total:F0} ms"));
+            }
+
+            results.Add((files, times.ToArray(), $"{loadBefore} → {LoadAverage()}"));
+        }
+
+        Console.WriteLine("| files | load (1 min, start → end) | analyzers' execution time (ms): median [IQR] | min–max |");
+        Console.WriteLine("|---|---|---|---|");
+        foreach (var (files, times, load) in results)
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| {files} | {load} | {Spread(times, "N0")} | {times.Min():N0}–{times.Max():N0} |"));
+        foreach (var small in results)
+        {
+            foreach (var large in results.Where(r => r.Files == 2 * small.Files))
+            {
+                double low = Quantile(large.Times, 0.25) / Quantile(small.Times, 0.75);
+                double high = Quantile(large.Times, 0.75) / Quantile(small.Times, 0.25);
+                string verdict = high <= ScalingGoal ? "met" : low > ScalingGoal ? "not met" : "not shown (spread)";
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"{small.Files} → {large.Files} files: ×{Quantile(large.Times, 0.5) / Quantile(small.Times, 0.5):F2} [{low:F2}–{high:F2}], ≤ ×2.2: {verdict}"));
+            }
+        }
+    }
+
     /// <summary>The analyzers' own time (KmemGuard run minus compiler run of the same round), from each size to the next that doubles it.</summary>
     private static void PrintScaling(List<SizeResult> results)
     {
