@@ -72,11 +72,30 @@ internal sealed partial class BodyAnalysis
         return path;
     }
 
-    private static IArgumentOperation? ArgumentFor(ImmutableArray<IArgumentOperation> arguments, string? parameter) =>
-        parameter is null ? null : arguments.FirstOrDefault(a => a.Parameter?.Name == parameter);
+    // Loops rather than FirstOrDefault with a lambda: these run at every visit of a call, and a closure is an allocation.
+    private static IArgumentOperation? ArgumentFor(ImmutableArray<IArgumentOperation> arguments, string? parameter)
+    {
+        if (parameter is null)
+            return null;
+        foreach (IArgumentOperation argument in arguments)
+        {
+            if (argument.Parameter?.Name == parameter)
+                return argument;
+        }
 
-    private static IArgumentOperation? ArgumentAt(ImmutableArray<IArgumentOperation> arguments, int ordinal) =>
-        arguments.FirstOrDefault(a => a.Parameter?.Ordinal == ordinal);
+        return null;
+    }
+
+    private static IArgumentOperation? ArgumentAt(ImmutableArray<IArgumentOperation> arguments, int ordinal)
+    {
+        foreach (IArgumentOperation argument in arguments)
+        {
+            if (argument.Parameter?.Ordinal == ordinal)
+                return argument;
+        }
+
+        return null;
+    }
 
     private static string TextOf(IOperation? operation) => operation?.Syntax switch
     {
@@ -111,9 +130,14 @@ internal sealed partial class BodyAnalysis
         if (effects.IsAnnotated)
             return OnAnnotatedCall(target, effects, call, arguments, state);
 
-        ImmutableArray<IMethodSymbol> callees = context.Targets.Of(target, instance);
-        foreach (IMethodSymbol callee in callees)
-            state = ApplySummary(callee, SummaryOf(callee), call, arguments, instance, state, applySections: callees.Length == 1);
+        if (!callees.TryGetValue(call, out ImmutableArray<IMethodSymbol> targets))
+        {
+            targets = context.Targets.Of(target, instance);
+            callees[call] = targets;
+        }
+
+        foreach (IMethodSymbol callee in targets)
+            state = ApplySummary(callee, SummaryOf(callee), call, arguments, instance, state, applySections: targets.Length == 1);
         return state;
     }
 
@@ -133,18 +157,10 @@ internal sealed partial class BodyAnalysis
 
     private FlowState OnAnnotatedCall(IMethodSymbol target, ApiEffects effects, IOperation call, ImmutableArray<IArgumentOperation> arguments, FlowState state)
     {
-        if (effects.MaySleep)
-        {
-            OnSleep(call, state, new SleepPath(ImmutableArray<string>.Empty, target.Name, target.Name, call.Syntax.GetLocation()), null);
-        }
-        else if (effects.SleepIfGfpParameter is { } gfpParameter && ArgumentFor(arguments, gfpParameter) is { } mask)
-        {
-            var path = new SleepPath(ImmutableArray<string>.Empty, target.Name + " with " + TextOf(mask), target.Name, call.Syntax.GetLocation());
-            OnConditionalSleep(call, state, path, mask);
-        }
-
-        if (effects.Frees is { } free && ArgumentFor(arguments, free.Parameter) is { } freed)
-            CheckFree(call, target, free, arguments, freed, state, ImmutableArray<string>.Empty);
+        // Sleeps, frees and callback registrations only feed the collector, which exists in the final
+        // pass: the fixpoint skips building their paths and messages.
+        if (collector is not null)
+            ReportSleepAndFree(target, effects, call, arguments, state);
 
         if (effects.RequiresPreemptionDisabled)
             OnCpuAccess(call, state, new SleepPath(ImmutableArray<string>.Empty, target.Name + "()", target.Name, call.Syntax.GetLocation()));
@@ -154,7 +170,7 @@ internal sealed partial class BodyAnalysis
         foreach (SectionSpec section in effects.Enters)
             state = state.Enter(IdOf(section, arguments), OriginOf(call, target, section, arguments));
 
-        foreach (CallbackSpec callback in effects.Callbacks)
+        foreach (CallbackSpec callback in collector is null ? ImmutableArray<CallbackSpec>.Empty : effects.Callbacks)
         {
             if (SectionFacts.ForCallback(callback.Context) is not { } atomic || ArgumentFor(arguments, callback.DelegateParameter) is not { } handler)
                 continue;
@@ -173,6 +189,22 @@ internal sealed partial class BodyAnalysis
         return state;
     }
 
+    private void ReportSleepAndFree(IMethodSymbol target, ApiEffects effects, IOperation call, ImmutableArray<IArgumentOperation> arguments, FlowState state)
+    {
+        if (effects.MaySleep)
+        {
+            OnSleep(call, state, new SleepPath(ImmutableArray<string>.Empty, target.Name, target.Name, call.Syntax.GetLocation()), null);
+        }
+        else if (effects.SleepIfGfpParameter is { } gfpParameter && ArgumentFor(arguments, gfpParameter) is { } mask)
+        {
+            var path = new SleepPath(ImmutableArray<string>.Empty, target.Name + " with " + TextOf(mask), target.Name, call.Syntax.GetLocation());
+            OnConditionalSleep(call, state, path, mask);
+        }
+
+        if (effects.Frees is { } free && ArgumentFor(arguments, free.Parameter) is { } freed)
+            CheckFree(call, target, free, arguments, freed, state, ImmutableArray<string>.Empty);
+    }
+
     public static string CallbackDescription(IMethodSymbol registrar, CallbackSpec callback) =>
         callback.Context == CallbackContextKind.HardIrq
             ? "it runs as a hard-irq handler registered by " + registrar.Name
@@ -183,11 +215,36 @@ internal sealed partial class BodyAnalysis
     {
         if (summary.IsEmpty)
             return state;
-        string name = DisplayName(callee);
         if (summary.Sleeps is { } sleeps)
             OnSleep(call, state, sleeps, null);
         if (summary.NeedsPreemptionOff is { } access)
             OnCpuAccess(call, state, access);
+        if (collector is not null)
+            ApplyConditionalEffects(callee, summary, call, arguments, state);
+        return applySections && !summary.SectionChanges.IsEmpty ? ApplySectionChanges(callee, summary, call, arguments, instance, state) : state;
+    }
+
+    /// <summary>The sections a callee leaves changed on every path, renamed into the caller's terms (its own method: the lambdas below allocate).</summary>
+    private FlowState ApplySectionChanges(IMethodSymbol callee, MethodSummary summary, IOperation call, ImmutableArray<IArgumentOperation> arguments, IOperation? instance, FlowState state)
+    {
+        foreach (SectionDelta delta in summary.SectionChanges)
+        {
+            string? lockPath = RebaseFromCallee(delta.Id.Lock, callee, arguments, instance);
+            var id = new SectionId(delta.Id.Kind, lockPath);
+            SectionOrigin origin = sectionOrigins.TryGetValue((call, null), out var known) ? known
+                : Remember(call, null, new SectionOrigin(DisplayName(callee) + "(" + string.Join(", ", arguments.Select(a => TextOf(a))) + ")", call.Syntax.GetLocation()));
+            for (int i = 0; i < delta.Delta; i++)
+                state = state.Enter(id, origin);
+            for (int i = 0; i > delta.Delta; i--)
+                state = LeaveSection(id, origin, call, state);
+        }
+
+        return state;
+    }
+
+    /// <summary>What a callee does with a mask or a pointer its caller passes: only the final pass reports it.</summary>
+    private void ApplyConditionalEffects(IMethodSymbol callee, MethodSummary summary, IOperation call, ImmutableArray<IArgumentOperation> arguments, FlowState state)
+    {
         foreach (var pair in summary.SleepsIfGfp)
         {
             if (ArgumentAt(arguments, pair.Key) is { } mask)
@@ -205,21 +262,6 @@ internal sealed partial class BodyAnalysis
                 CheckFree(call, callee, free, arguments, freed, state, pair.Value.Chain, pair.Value);
             }
         }
-
-        if (!applySections)
-            return state;
-        foreach (SectionDelta delta in summary.SectionChanges)
-        {
-            string? lockPath = RebaseFromCallee(delta.Id.Lock, callee, arguments, instance);
-            var id = new SectionId(delta.Id.Kind, lockPath);
-            SectionOrigin origin = CachedOrigin(call, null, () => new SectionOrigin(name + "(" + string.Join(", ", arguments.Select(a => TextOf(a))) + ")", call.Syntax.GetLocation()));
-            for (int i = 0; i < delta.Delta; i++)
-                state = state.Enter(id, origin);
-            for (int i = 0; i > delta.Delta; i--)
-                state = LeaveSection(id, origin, call, state);
-        }
-
-        return state;
     }
 
     /// <summary>A path in the callee's terms (<c>$0.cache</c>) in this body's terms at the call, or null when it names nothing here.</summary>
@@ -308,23 +350,20 @@ internal sealed partial class BodyAnalysis
     private SectionOrigin OriginOf(IInvocationOperation call, SectionSpec section) =>
         OriginOf(call, call.TargetMethod, section, call.Arguments);
 
-    private SectionOrigin OriginOf(IOperation call, IMethodSymbol target, SectionSpec section, ImmutableArray<IArgumentOperation> arguments) =>
-        CachedOrigin(call, section, () =>
-        {
-            string lockText = section.LockParameter is null ? "" : TextOf(ArgumentFor(arguments, section.LockParameter));
-            string release = context.Catalog.ReleaseFor(target, name => TextOf(ArgumentFor(arguments, name)));
-            return new SectionOrigin(target.Name + "(" + lockText + ")", call.Syntax.GetLocation(), release);
-        });
-
     /// <summary>A call's section origin (its message text), built once per call and section rather than at every visit.</summary>
-    private SectionOrigin CachedOrigin(IOperation call, SectionSpec? section, System.Func<SectionOrigin> build)
-    {
-        if (!sectionOrigins.TryGetValue((call, section), out SectionOrigin? origin))
-        {
-            origin = build();
-            sectionOrigins[(call, section)] = origin;
-        }
+    private SectionOrigin OriginOf(IOperation call, IMethodSymbol target, SectionSpec section, ImmutableArray<IArgumentOperation> arguments) =>
+        sectionOrigins.TryGetValue((call, section), out SectionOrigin? origin) ? origin : Remember(call, section, NewOrigin(call, target, section, arguments));
 
+    private SectionOrigin NewOrigin(IOperation call, IMethodSymbol target, SectionSpec section, ImmutableArray<IArgumentOperation> arguments)
+    {
+        string lockText = section.LockParameter is null ? "" : TextOf(ArgumentFor(arguments, section.LockParameter));
+        string release = context.Catalog.ReleaseFor(target, name => TextOf(ArgumentFor(arguments, name)));
+        return new SectionOrigin(target.Name + "(" + lockText + ")", call.Syntax.GetLocation(), release);
+    }
+
+    private SectionOrigin Remember(IOperation call, SectionSpec? section, SectionOrigin origin)
+    {
+        sectionOrigins[(call, section)] = origin;
         return origin;
     }
 

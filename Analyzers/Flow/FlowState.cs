@@ -118,19 +118,28 @@ internal sealed class FlowState : IEquatable<FlowState>
     public FlowState SetValue(string key, ImmutableArray<AllocationOrigin> origins)
     {
         var values = Forget(key);
-        return new FlowState(Sections, origins.IsDefaultOrEmpty ? values : values.SetItem(key, origins), Trylocks.Remove(key));
+        if (!origins.IsDefaultOrEmpty)
+            values = values.SetItem(key, origins);
+        return With(values, Trylocks.Remove(key));
     }
 
     /// <summary>Forgets what we knew about the path and every path below it (an assignment to <c>dev</c> changes <c>dev.buf</c>).</summary>
-    public FlowState Kill(string key) => new(Sections, Forget(key), Trylocks.Remove(key));
+    public FlowState Kill(string key) => With(Forget(key), Trylocks.Remove(key));
 
+    /// <summary>This state when nothing changed (most flow captures and kills), else a new one.</summary>
+    private FlowState With(ImmutableDictionary<string, ImmutableArray<AllocationOrigin>> values, ImmutableDictionary<string, TrylockResult> trylocks) =>
+        ReferenceEquals(values, Values) && ReferenceEquals(trylocks, Trylocks) ? this : new FlowState(Sections, values, trylocks);
+
+    /// <summary>The values without the path and the paths below it; the same dictionary when there were none (most flow captures).</summary>
     private ImmutableDictionary<string, ImmutableArray<AllocationOrigin>> Forget(string key)
     {
+        if (Values.IsEmpty)
+            return Values;
         var values = Values.Remove(key);
-        string prefix = key + ".";
-        foreach (string existing in Values.Keys)
+        foreach (var pair in Values)
         {
-            if (existing.StartsWith(prefix, StringComparison.Ordinal))
+            string existing = pair.Key;
+            if (existing.Length > key.Length && existing[key.Length] == '.' && existing.StartsWith(key, StringComparison.Ordinal))
                 values = values.Remove(existing);
         }
 
@@ -143,19 +152,22 @@ internal sealed class FlowState : IEquatable<FlowState>
             return a;
         var trylocks = JoinTrylocks(ref a, ref b);
         var sections = ImmutableDictionary.CreateBuilder<SectionId, SectionCount>();
-        foreach (var id in a.Sections.Keys.Union(b.Sections.Keys))
+        // a's sections, then those only b has: the order in which the union of the keys lists them.
+        foreach (var pair in a.Sections)
         {
-            a.Sections.TryGetValue(id, out var x);
-            b.Sections.TryGetValue(id, out var y);
-            SectionCount joined = (x, y) switch
-            {
-                (null, null) => throw new InvalidOperationException(),
-                (null, _) => y! with { Min = Math.Min(0, y!.Min), Max = Math.Max(0, y.Max) },
-                (_, null) => x with { Min = Math.Min(0, x.Min), Max = Math.Max(0, x.Max) },
-                _ => new SectionCount(Math.Min(x.Min, y.Min), Math.Max(x.Max, y.Max), Earlier(x.Origin, y.Origin), x.FromCaller && y.FromCaller),
-            };
+            SectionCount x = pair.Value;
+            SectionCount joined = b.Sections.TryGetValue(pair.Key, out var y)
+                ? new SectionCount(Math.Min(x.Min, y.Min), Math.Max(x.Max, y.Max), Earlier(x.Origin, y.Origin), x.FromCaller && y.FromCaller)
+                : x with { Min = Math.Min(0, x.Min), Max = Math.Max(0, x.Max) };
             if (joined.Min != 0 || joined.Max != 0)
-                sections[id] = joined;
+                sections[pair.Key] = joined;
+        }
+
+        foreach (var pair in b.Sections)
+        {
+            SectionCount y = pair.Value;
+            if (!a.Sections.ContainsKey(pair.Key) && (Math.Min(0, y.Min) != 0 || Math.Max(0, y.Max) != 0))
+                sections[pair.Key] = y with { Min = Math.Min(0, y.Min), Max = Math.Max(0, y.Max) };
         }
 
         // A value keeps every allocation it may come from: a path that knows nothing adds nothing.
@@ -164,7 +176,7 @@ internal sealed class FlowState : IEquatable<FlowState>
         {
             if (!values.TryGetValue(pair.Key, out var mine))
                 values = values.SetItem(pair.Key, pair.Value);
-            else if (!mine.SequenceEqual(pair.Value))
+            else if (!SameOrigins(mine, pair.Value))
                 values = values.SetItem(pair.Key, Union(mine, pair.Value));
         }
 
@@ -229,12 +241,42 @@ internal sealed class FlowState : IEquatable<FlowState>
             return false;
         if (ReferenceEquals(this, other))
             return true;
-        return Sections.Count == other.Sections.Count
-            && Values.Count == other.Values.Count
-            && Trylocks.Count == other.Trylocks.Count
-            && Trylocks.All(p => other.Trylocks.TryGetValue(p.Key, out var t) && t == p.Value)
-            && Sections.All(p => other.Sections.TryGetValue(p.Key, out var c) && c == p.Value)
-            && Values.All(p => other.Values.TryGetValue(p.Key, out var v) && v.SequenceEqual(p.Value));
+        if (Sections.Count != other.Sections.Count || Values.Count != other.Values.Count || Trylocks.Count != other.Trylocks.Count)
+            return false;
+        foreach (var pair in Trylocks)
+        {
+            if (!other.Trylocks.TryGetValue(pair.Key, out var trylock) || trylock != pair.Value)
+                return false;
+        }
+
+        foreach (var pair in Sections)
+        {
+            if (!other.Sections.TryGetValue(pair.Key, out var count) || count != pair.Value)
+                return false;
+        }
+
+        foreach (var pair in Values)
+        {
+            if (!other.Values.TryGetValue(pair.Key, out var origins) || !SameOrigins(origins, pair.Value))
+                return false;
+        }
+
+        return true;
+    }
+
+    private static bool SameOrigins(ImmutableArray<AllocationOrigin> a, ImmutableArray<AllocationOrigin> b)
+    {
+        if (a == b)
+            return true;
+        if (a.Length != b.Length)
+            return false;
+        for (int i = 0; i < a.Length; i++)
+        {
+            if (!Equals(a[i], b[i]))
+                return false;
+        }
+
+        return true;
     }
 
     public override bool Equals(object? obj) => Equals(obj as FlowState);

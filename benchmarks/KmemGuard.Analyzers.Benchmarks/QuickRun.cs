@@ -1,0 +1,231 @@
+using System;
+using System.Collections.Generic;
+using System.Collections.Immutable;
+using System.Diagnostics;
+using System.Globalization;
+using System.IO;
+using System.Linq;
+using KmemGuard.Analyzers.Corpus;
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.Diagnostics;
+
+namespace KmemGuard.Analyzers.Benchmarks;
+
+/// <summary>
+/// The figures of docs/analyzer-performance.md. Per corpus size, the three cases (compiler, + empty
+/// analyzer, + KmemGuard) run round-robin, each round in a rotated order, after warm-up rounds that
+/// are thrown away; every run starts after a full GC. Each run records its wall time and the process's
+/// CPU time (user + system). The compilation and the analyzer driver run on one thread, so CPU time is
+/// what the work costs, and wall time is close to it unless other processes take the core. The bytes
+/// allocated are a second measure that the load does not change (this machine has no instruction counters).
+/// A difference is printed with the interquartile range of its per-round values, and marked
+/// unreliable when that range is wider than the difference itself.
+/// </summary>
+internal static class QuickRun
+{
+    private const double Goal = 0.10;
+    private const double ScalingGoal = 2.2;
+
+    private sealed record Case(string Name, Func<int> Run);
+
+    /// <summary>A run's wall and CPU time (ms) and the bytes it allocated (all threads): allocation does not depend on the machine's load.</summary>
+    private sealed record Sample(double Wall, double Cpu, long Allocated);
+
+    private sealed record SizeResult(int Files, int Lines, Dictionary<string, List<Sample>> Samples, string Load);
+
+    public static void Run(int[] sizes, int rounds, int warmups)
+    {
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"{Environment.ProcessorCount} cores, server GC {System.Runtime.GCSettings.IsServerGC}, GC latency {System.Runtime.GCSettings.LatencyMode}, "
+            + $"tiered compilation {AppContext.GetData("System.Runtime.TieredCompilation") ?? "default"}, tiered PGO {AppContext.GetData("System.Runtime.TieredPGO") ?? "default"} "
+            + $"(DOTNET_ variables override them), {warmups} warm-up and {rounds} measured rounds"));
+        var results = sizes.Select(files => Measure(files, rounds, warmups)).ToList();
+
+        Console.WriteLine();
+        Console.WriteLine("| files | lines | load (1 min, start → end) | case | CPU median (ms) | CPU min–max | wall median (ms) | wall min–max | allocated median (MB) |");
+        Console.WriteLine("|---|---|---|---|---|---|---|---|---|");
+        foreach (SizeResult result in results)
+        {
+            foreach (var (name, samples) in result.Samples)
+            {
+                double[] cpu = samples.Select(s => s.Cpu).ToArray();
+                double[] wall = samples.Select(s => s.Wall).ToArray();
+                double[] megabytes = samples.Select(s => s.Allocated / 1e6).ToArray();
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"| {result.Files} | {result.Lines:N0} | {result.Load} | {name} | {Quantile(cpu, 0.5):N0} | {cpu.Min():N0}–{cpu.Max():N0} | {Quantile(wall, 0.5):N0} | {wall.Min():N0}–{wall.Max():N0} | {Quantile(megabytes, 0.5):N0} |"));
+            }
+        }
+
+        Console.WriteLine();
+        Console.WriteLine("Overheads per round (CPU time; median [interquartile range] over the rounds):");
+        Console.WriteLine();
+        Console.WriteLine("| files | KmemGuard over compiler | KmemGuard over empty analyzer, per compiler time | empty analyzer over compiler | ≤ 10 % over compiler |");
+        Console.WriteLine("|---|---|---|---|---|");
+        foreach (SizeResult result in results)
+        {
+            double[] overCompiler = PerRound(result, (c, _, k) => (k - c) / c);
+            double[] overEmpty = PerRound(result, (c, e, k) => (k - e) / c);
+            double[] empty = PerRound(result, (c, e, _) => (e - c) / c);
+            Console.WriteLine($"| {result.Files} | {Spread(overCompiler, "P1")} | {Spread(overEmpty, "P1")} | {Spread(empty, "P1")} | {Verdict(overCompiler)} |");
+        }
+
+        PrintScaling(results);
+    }
+
+    /// <summary>
+    /// The analyzer driver's own measure of the time spent in the KmemGuard analyzers' callbacks
+    /// (<c>logAnalyzerExecutionTime</c>; the first analyzer to ask for a body pays for the shared
+    /// analysis), summed over the four, after warm-up rounds. It leaves out the compiler and the
+    /// driver, and with them most of the noise of the other measures.
+    /// </summary>
+    public static void Telemetry(int[] sizes, int rounds, int warmups)
+    {
+        var results = new List<(int Files, double[] Times, string Load)>();
+        foreach (int files in sizes)
+        {
+            var compilation = new CorpusCompilation(CorpusGenerator.Generate(files, seedBugs: true));
+            var times = new List<double>();
+            string loadBefore = LoadAverage();
+            for (int round = 0; round < warmups + rounds; round++)
+            {
+                GC.Collect();
+                GC.WaitForPendingFinalizers();
+                var options = new CompilationWithAnalyzersOptions(new AnalyzerOptions(ImmutableArray<AdditionalText>.Empty),
+                    onAnalyzerException: null, concurrentAnalysis: false, logAnalyzerExecutionTime: true);
+                var withAnalyzers = compilation.Fresh().WithAnalyzers(CorpusCompilation.Analyzers, options);
+                withAnalyzers.GetAnalyzerDiagnosticsAsync().GetAwaiter().GetResult();
+                double total = CorpusCompilation.Analyzers.Sum(a => withAnalyzers.GetAnalyzerTelemetryInfoAsync(a, default).GetAwaiter().GetResult().ExecutionTime.TotalMilliseconds);
+                if (round >= warmups)
+                    times.Add(total);
+                Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"{files} files, round {round + 1 - warmups}{(round < warmups ? " (warm-up)" : "")}: analyzers {total:F0} ms"));
+            }
+
+            results.Add((files, times.ToArray(), $"{loadBefore} → {LoadAverage()}"));
+        }
+
+        Console.WriteLine("| files | load (1 min, start → end) | analyzers' execution time (ms): median [IQR] | min–max |");
+        Console.WriteLine("|---|---|---|---|");
+        foreach (var (files, times, load) in results)
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| {files} | {load} | {Spread(times, "N0")} | {times.Min():N0}–{times.Max():N0} |"));
+        foreach (var small in results)
+        {
+            foreach (var large in results.Where(r => r.Files == 2 * small.Files))
+            {
+                double low = Quantile(large.Times, 0.25) / Quantile(small.Times, 0.75);
+                double high = Quantile(large.Times, 0.75) / Quantile(small.Times, 0.25);
+                string verdict = high <= ScalingGoal ? "met" : low > ScalingGoal ? "not met" : "not shown (spread)";
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"{small.Files} → {large.Files} files: ×{Quantile(large.Times, 0.5) / Quantile(small.Times, 0.5):F2} [{low:F2}–{high:F2}], ≤ ×2.2: {verdict}"));
+            }
+        }
+    }
+
+    /// <summary>The analyzers' own time (KmemGuard run minus compiler run of the same round), from each size to the next that doubles it.</summary>
+    private static void PrintScaling(List<SizeResult> results)
+    {
+        var pairs = results.SelectMany(small => results.Where(large => large.Files == 2 * small.Files).Select(large => (small, large))).ToList();
+        if (pairs.Count == 0)
+            return;
+        Console.WriteLine();
+        Console.WriteLine("Scaling of the analyzers' time (KmemGuard minus compiler, CPU, per round; the ratio's range pairs the quartiles):");
+        Console.WriteLine();
+        Console.WriteLine("| files | analyzers' time (ms) | doubled: analyzers' time (ms) | ratio | ≤ ×2.2 |");
+        Console.WriteLine("|---|---|---|---|---|");
+        foreach (var (small, large) in pairs)
+        {
+            double[] a = PerRound(small, (c, _, k) => k - c);
+            double[] b = PerRound(large, (c, _, k) => k - c);
+            double ratio = Quantile(b, 0.5) / Quantile(a, 0.5);
+            double low = Quantile(b, 0.25) / Quantile(a, 0.75);
+            double high = Quantile(b, 0.75) / Quantile(a, 0.25);
+            string verdict = high <= ScalingGoal ? "met" : low > ScalingGoal ? "not met" : "not shown (spread)";
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"| {small.Files} → {large.Files} | {Spread(a, "N0")} | {Spread(b, "N0")} | ×{ratio:F2} [{low:F2}–{high:F2}] | {verdict} |"));
+        }
+    }
+
+    private static SizeResult Measure(int files, int rounds, int warmups)
+    {
+        GeneratedCorpus corpus = CorpusGenerator.Generate(files, seedBugs: true);
+        var compilation = new CorpusCompilation(corpus);
+        int errors = compilation.Fresh().GetDiagnostics().Count(d => d.Severity == DiagnosticSeverity.Error);
+        if (errors > 0)
+            throw new InvalidOperationException($"the corpus has {errors} compile errors");
+        Case[] cases =
+        {
+            new("compiler", compilation.Compile),
+            new("+ empty analyzer", () => compilation.CompileWithAnalyzersAsync(ImmutableArray.Create<DiagnosticAnalyzer>(new EmptyAnalyzer())).GetAwaiter().GetResult()),
+            new("+ KmemGuard", () => compilation.CompileWithAnalyzersAsync(CorpusCompilation.Analyzers).GetAwaiter().GetResult()),
+        };
+        var samples = cases.ToDictionary(c => c.Name, _ => new List<Sample>());
+        string loadBefore = LoadAverage();
+        for (int round = 0; round < warmups + rounds; round++)
+        {
+            for (int i = 0; i < cases.Length; i++)
+            {
+                Case next = cases[(round + i) % cases.Length];
+                Sample sample = Time(next.Run);
+                if (round >= warmups)
+                    samples[next.Name].Add(sample);
+                Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"{files} files, round {round + 1 - warmups}{(round < warmups ? " (warm-up)" : "")}, {next.Name}: {sample.Cpu:F0} ms CPU, {sample.Wall:F0} ms wall, {sample.Allocated / 1e6:F0} MB"));
+            }
+        }
+
+        return new SizeResult(files, corpus.Lines, samples, $"{loadBefore} → {LoadAverage()}");
+    }
+
+    private static Sample Time(Func<int> run)
+    {
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
+        using Process self = Process.GetCurrentProcess();
+        TimeSpan cpuBefore = self.TotalProcessorTime;
+        long allocatedBefore = GC.GetTotalAllocatedBytes(precise: true);
+        var watch = Stopwatch.StartNew();
+        run();
+        double wall = watch.Elapsed.TotalMilliseconds;
+        long allocated = GC.GetTotalAllocatedBytes(precise: true) - allocatedBefore;
+        self.Refresh();
+        return new Sample(wall, (self.TotalProcessorTime - cpuBefore).TotalMilliseconds, allocated);
+    }
+
+    /// <summary>Whether per-round overheads are within the 10 % goal: met only when the third quartile is.</summary>
+    public static string Verdict(double[] overheads) =>
+        Quantile(overheads, 0.75) <= Goal ? "met" : Quantile(overheads, 0.25) > Goal ? "not met" : "not shown (spread)";
+
+    /// <summary>Median (min–max).</summary>
+    public static string Summary(double[] values) =>
+        string.Create(CultureInfo.InvariantCulture, $"{Quantile(values, 0.5):N0} ({values.Min():N0}–{values.Max():N0})");
+
+    /// <summary>The per-round values of f(compiler, empty analyzer, KmemGuard), in CPU time.</summary>
+    private static double[] PerRound(SizeResult result, Func<double, double, double, double> f)
+    {
+        var (c, e, k) = (result.Samples["compiler"], result.Samples["+ empty analyzer"], result.Samples["+ KmemGuard"]);
+        return Enumerable.Range(0, c.Count).Select(i => f(c[i].Cpu, e[i].Cpu, k[i].Cpu)).ToArray();
+    }
+
+    /// <summary>Median [first quartile–third quartile], and "unreliable" when that range is wider than the median's distance from zero.</summary>
+    public static string Spread(double[] values, string format)
+    {
+        double median = Quantile(values, 0.5);
+        double q1 = Quantile(values, 0.25);
+        double q3 = Quantile(values, 0.75);
+        string text = string.Create(CultureInfo.InvariantCulture, $"{median.ToString(format, CultureInfo.InvariantCulture)} [{q1.ToString(format, CultureInfo.InvariantCulture)}–{q3.ToString(format, CultureInfo.InvariantCulture)}]");
+        return q3 - q1 > Math.Abs(median) ? text + " unreliable" : text;
+    }
+
+    private static double Quantile(double[] values, double q)
+    {
+        double[] sorted = values.OrderBy(v => v).ToArray();
+        double position = q * (sorted.Length - 1);
+        int below = (int)Math.Floor(position);
+        int above = Math.Min(below + 1, sorted.Length - 1);
+        return sorted[below] + (sorted[above] - sorted[below]) * (position - below);
+    }
+
+    public static string LoadAverage() =>
+        File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Split(' ')[0] : "?";
+}
