@@ -218,6 +218,9 @@ internal sealed unsafe partial class SlabAllocator
             obj = cc.Count != 0 ? cc.Objects[--cc.Count] : RefillGuarded(cache, task, flags, site);
         }
         Track? track = Tracking && obj != 0 ? TrackFor(task, site) : null;
+        // kmemleak's order number is an atomic add: taken here, before the object's memory is
+        // touched, it does not wait for those cache misses (a locked instruction drains them).
+        long leakSequence = LeakTracking && obj != 0 ? _kmemleak!.NextSequence() : 0;
         PreemptEnable(task);
         if (obj == 0)
         {
@@ -225,7 +228,7 @@ internal sealed unsafe partial class SlabAllocator
                 Warn($"SLUB: Unable to allocate memory on node {node}, gfp={GfpNames.Names(flags)}\n  cache: {cache.Name}, object size: {cache.ObjectSize}, buffer size: {cache.Size}, default order: {cache.Order}, min order: {cache.Order}");
             return 0;
         }
-        if (cache.Debug) PostAlloc(cache, obj, requested, track);
+        if (cache.Debug) PostAlloc(cache, obj, requested, track, leakSequence);
         if ((flags & Kernel.__GFP_ZERO) != 0) new Span<byte>(HostOf(obj), (int)(cache.RedZone ? requested : cache.ObjectSize)).Clear();
         return obj;
     }

@@ -47,7 +47,7 @@ internal sealed unsafe partial class SlabAllocator
     /// unpoison exactly the requested bytes for KASAN. Findings are reported after the bytes
     /// are restored; if a report throws, the object goes back to the cache.
     /// </summary>
-    private void PostAlloc(kmem_cache_t cache, ulong obj, uint requested, Track? track)
+    private void PostAlloc(kmem_cache_t cache, ulong obj, uint requested, Track? track, long leakSequence)
     {
         Slab slab = SlabOf(obj)!;
         int index = slab.StrideIndex(obj);
@@ -68,7 +68,7 @@ internal sealed unsafe partial class SlabAllocator
             slab.Requested![index] = requested;
             slab.AllocTracks![index] = track;
             slab.State[index] = Slab.ObjectAllocated;
-            TrackLeak(slab, index);
+            TrackLeak(slab, index, leakSequence);
         }
         KasanSetRequested(cache, obj, requested);
         if (findings == null) return;

@@ -15,10 +15,10 @@ internal sealed partial class SlabAllocator : IKmemleakObjectSource
     /// <summary>kmemleak tracks slab objects (the slabs carry <see cref="Slab.LeakWords"/>).</summary>
     public bool LeakTracking => Machine.ChecksCompiledIn && _kmemleak != null;
 
-    /// <summary>kmemleak_alloc of a slab object, in the allocation's own bookkeeping (the caller owns the CPU).</summary>
-    private void TrackLeak(Slab slab, int index)
+    /// <summary>kmemleak_alloc of a slab object, in the allocation's own bookkeeping, with the order number the allocation took.</summary>
+    private static void TrackLeak(Slab slab, int index, long sequence)
     {
-        if (slab.LeakWords != null) Volatile.Write(ref slab.LeakWords[index], SlabLeakWord.New(_kmemleak!.NextSequence()));
+        if (slab.LeakWords != null) Volatile.Write(ref slab.LeakWords[index], SlabLeakWord.New(sequence));
     }
 
     public void CollectTracked(List<KmemleakObject> tracked)
