@@ -122,7 +122,7 @@ internal sealed unsafe class KmallocCaches
     {
         kmem_cache_t cache = slab.Cache;
         int index = slab.StrideIndex(address);
-        return cache.RedZone && slab.Requested != null && slab.Requested[index] != 0 ? slab.Requested[index] : cache.ObjectSize;
+        return cache.RedZone ? slab.RequestedSize(index) : cache.ObjectSize;
     }
 
     /// <summary>ksize: the usable size; afterwards all of it is the caller's (KASAN and slub_debug accept it), as in the kernel.</summary>
@@ -135,9 +135,9 @@ internal sealed unsafe class KmallocCaches
             if (index < 0) return 0;
             kmem_cache_t cache = slab.Cache;
             ulong obj = slab.ObjectAddress(index);
-            if (slab.State == null || slab.State[index] == Slab.ObjectAllocated)
+            if (slab.Objects == null || slab.Objects[index].State == Slab.ObjectAllocated)
             {
-                if (slab.Requested != null) slab.Requested[index] = cache.ObjectSize;
+                if (slab.Objects != null) slab.Objects[index].Requested = cache.ObjectSize;
                 _slab.KasanSetRequested(cache, obj, cache.ObjectSize);
             }
             return cache.ObjectSize;
@@ -164,7 +164,7 @@ internal sealed unsafe class KmallocCaches
             if (_slab.CheckFrees && !_slab.ValidSlabFree(slab, null, address, "krealloc")) return 0;
             int index = slab.StrideIndex(address);
             usable = slab.Cache.ObjectSize;
-            old = slab.Requested != null && slab.Requested[index] != 0 ? slab.Requested[index] : usable;
+            old = slab.Objects != null && slab.Objects[index].Requested != 0 ? slab.Objects[index].Requested : usable;
             if (newSize <= usable)
             {
                 ResizeInPlace(slab, index, address, (uint)old, (uint)newSize, flags);
@@ -200,7 +200,7 @@ internal sealed unsafe class KmallocCaches
         byte* p = slab.HostOf(obj);
         if (requested > old && (flags & Kernel.__GFP_ZERO) != 0) new Span<byte>(p + old, (int)(requested - old)).Clear();
         if (requested < old && cache.RedZone && cache.IsKmalloc) new Span<byte>(p + requested, (int)(old - requested)).Fill(SlabAllocator.SLUB_RED_ACTIVE);
-        if (slab.Requested != null) slab.Requested[index] = requested;
+        if (slab.Objects != null) slab.Objects[index].Requested = requested;
         _slab.KasanSetRequested(cache, obj, requested);
     }
 }

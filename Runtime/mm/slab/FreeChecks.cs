@@ -22,7 +22,7 @@ internal sealed partial class SlabAllocator
                 $"The address is {(long)(obj - info.Start)} bytes into an object of cache {slab.Cache.Name}: not the start of an object");
             return false;
         }
-        if (slab.State != null && slab.State[index] != Slab.ObjectAllocated)
+        if (slab.Objects != null && slab.Objects[index].State != Slab.ObjectAllocated)
         {
             FreeReport.DoubleFree(Machine, function, obj, slab.Describe(obj));
             return false;

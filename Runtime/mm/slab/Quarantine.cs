@@ -175,7 +175,7 @@ internal sealed class Quarantine
         for (int i = 0; i < count; i++)
         {
             Slab slab = slabs[i];
-            if (slab.State != null) slab.State[slab.StrideIndex(objects[i])] = Slab.ObjectFree;
+            if (slab.Objects != null) slab.Objects[slab.StrideIndex(objects[i])].State = Slab.ObjectFree;
             if (slab.Cache.Debug) Prefetch(slab, objects[i]);
         }
         _slab.ReturnToSlabs(objects, slabs, count, site);

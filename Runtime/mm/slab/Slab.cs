@@ -21,14 +21,8 @@ internal sealed unsafe class Slab : IObjectOwner
         FreeStack = new int[n];
         for (int i = 0; i < n; i++) FreeStack[i] = n - 1 - i;
         FreeCount = n;
-        if (tracking)
-        {
-            State = new byte[n];
-            Requested = new uint[n];
-            AllocTracks = new Track?[n];
-            FreeTracks = new Track?[n];
-        }
-        if (leakTracking) LeakWords = new long[n];
+        if (tracking) Objects = new SlabObject[n];
+        LeakTracking = tracking && leakTracking;
     }
 
     public readonly kmem_cache_t Cache;
@@ -45,13 +39,21 @@ internal sealed unsafe class Slab : IObjectOwner
     public Slab? Next, Prev;
     public SlabList? List;
 
-    // Per-object bookkeeping, kept only while a check needs it (SLUB keeps it in the object's metadata).
-    public readonly byte[]? State;
-    public readonly uint[]? Requested;
-    public readonly Track?[]? AllocTracks, FreeTracks;
+    /// <summary>
+    /// Per-object bookkeeping, kept only while a check needs it (SLUB keeps it in the object's
+    /// metadata). One entry per object, so that an allocation or a free touches one cache line of
+    /// it, not one per field.
+    /// </summary>
+    public readonly SlabObject[]? Objects;
 
-    /// <summary>kmemleak's word per object (<see cref="SlabLeakWord"/>), while kmemleak is on.</summary>
-    public readonly long[]? LeakWords;
+    /// <summary>kmemleak tracks the objects (<see cref="SlabObject.LeakWord"/>).</summary>
+    public readonly bool LeakTracking;
+
+    /// <summary>The object's state is tracked and says allocated.</summary>
+    public bool IsAllocated(int index) => Objects != null && Objects[index].State == ObjectAllocated;
+
+    /// <summary>What the caller asked for, when it is known; else the cache's object size.</summary>
+    public uint RequestedSize(int index) => Objects != null && Objects[index].Requested != 0 ? Objects[index].Requested : Cache.ObjectSize;
 
     public int InUse => Cache.ObjectsPerSlab - FreeCount;
 
@@ -80,19 +82,34 @@ internal sealed unsafe class Slab : IObjectOwner
         int index = StrideIndex(address);
         if (index < 0) index = Cache.ObjectsPerSlab - 1;
         ulong start = ObjectAddress(index);
-        bool allocated = State != null && State[index] == ObjectAllocated;
+        bool allocated = IsAllocated(index);
         return new ObjectInfo
         {
             Start = start,
-            RequestedSize = Requested != null && Requested[index] != 0 ? Requested[index] : Cache.ObjectSize,
+            RequestedSize = RequestedSize(index),
             Family = Cache.IsKmalloc ? MemoryFamily.Kmalloc : MemoryFamily.SlabCache,
             CacheName = Cache.Name,
             CacheObjectSize = Cache.ObjectSize,
             Allocated = allocated,
-            AllocTrack = AllocTracks?[index],
-            FreeTrack = FreeTracks?[index],
+            AllocTrack = Objects?[index].AllocTrack,
+            FreeTrack = Objects?[index].FreeTrack,
         };
     }
 
     public override string ToString() => $"slab of {Cache.Name} at {Base:x16}: {InUse}/{Cache.ObjectsPerSlab} in use";
+}
+
+/// <summary>A slab object's bookkeeping while checks are on.</summary>
+internal struct SlabObject
+{
+    public Track? AllocTrack, FreeTrack;
+
+    /// <summary>kmemleak's word (<see cref="SlabLeakWord"/>); 0 when not tracked.</summary>
+    public long LeakWord;
+
+    /// <summary>The size the caller asked for (kmalloc), 0 when unknown.</summary>
+    public uint Requested;
+
+    /// <summary><see cref="Slab.ObjectFree"/>, <see cref="Slab.ObjectAllocated"/> or <see cref="Slab.ObjectQuarantined"/>.</summary>
+    public byte State;
 }

@@ -607,7 +607,7 @@ internal sealed unsafe partial class SlabAllocator
         {
             ulong obj = slab.ObjectAddress(i);
             text.Append("INFO: Object 0x").Append(obj.ToString("x16")).Append(" @offset=").Append(obj - slab.Base);
-            if (slab.AllocTracks![i] is { } track) text.Append(" allocated in ").Append(track.Site).Append(" pid=").Append(track.Pid);
+            if (slab.Objects![i].AllocTrack is { } track) text.Append(" allocated in ").Append(track.Site).Append(" pid=").Append(track.Pid);
             text.Append('\n');
             return ++listed < 16;
         });
@@ -622,7 +622,7 @@ internal sealed unsafe partial class SlabAllocator
             lock (node.ListLock)
                 foreach (SlabList list in new[] { node.Partial, node.Full })
                     for (Slab? slab = list.First; slab != null; slab = slab.Next)
-                        for (int i = 0; slab.State != null && i < cache.ObjectsPerSlab; i++)
-                            if (slab.State[i] == Slab.ObjectAllocated && !visit(slab, i)) return;
+                        for (int i = 0; slab.Objects != null && i < cache.ObjectsPerSlab; i++)
+                            if (slab.Objects[i].State == Slab.ObjectAllocated && !visit(slab, i)) return;
     }
 }

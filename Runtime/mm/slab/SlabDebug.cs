@@ -1,6 +1,7 @@
 using System;
 using System.Collections.Generic;
 using System.Text;
+using System.Threading;
 
 namespace KmemGuard;
 
@@ -63,12 +64,13 @@ internal sealed unsafe partial class SlabAllocator
             new Span<byte>(p - cache.RedLeftPad, (int)cache.RedLeftPad).Fill(SLUB_RED_ACTIVE);
             new Span<byte>(p + requested, (int)(cache.ObjectSize - requested + cache.RightRedzone)).Fill(SLUB_RED_ACTIVE);
         }
-        if (slab.State != null)
+        if (slab.Objects != null)
         {
-            slab.Requested![index] = requested;
-            slab.AllocTracks![index] = track;
-            slab.State[index] = Slab.ObjectAllocated;
-            TrackLeak(slab, index, leakSequence);
+            ref SlabObject meta = ref slab.Objects[index];
+            meta.Requested = requested;
+            meta.AllocTrack = track;
+            meta.State = Slab.ObjectAllocated;
+            if (slab.LeakTracking) Volatile.Write(ref meta.LeakWord, SlabLeakWord.New(leakSequence));
         }
         KasanSetRequested(cache, obj, requested);
         if (findings == null) return;
@@ -88,7 +90,7 @@ internal sealed unsafe partial class SlabAllocator
     {
         if (!cache.RedZone) return;
         int index = slab.StrideIndex(obj);
-        uint requested = cache.IsKmalloc && slab.Requested != null && slab.Requested[index] != 0 ? slab.Requested[index] : cache.ObjectSize;
+        uint requested = cache.IsKmalloc ? slab.RequestedSize(index) : cache.ObjectSize;
         List<DebugFinding>? findings = null;
         CheckRedzones(cache, slab, obj, SLUB_RED_ACTIVE, requested, ref findings);
         if (findings == null) return;
@@ -99,10 +101,11 @@ internal sealed unsafe partial class SlabAllocator
     private void MarkFreed(kmem_cache_t cache, Slab slab, ulong obj, KTask task, CallSite site)
     {
         int index = slab.StrideIndex(obj);
-        if (slab.State != null)
+        if (slab.Objects != null)
         {
-            slab.FreeTracks![index] = TrackFor(task, site);
-            slab.State[index] = Quarantine != null ? Slab.ObjectQuarantined : Slab.ObjectFree;
+            ref SlabObject meta = ref slab.Objects[index];
+            meta.FreeTrack = TrackFor(task, site);
+            meta.State = Quarantine != null ? Slab.ObjectQuarantined : Slab.ObjectFree;
         }
         InitObjectDebug(cache, slab, obj);
         Kasan?.Poison(obj, cache.ObjectSize, Kasan.SlabFree);
@@ -150,8 +153,8 @@ internal sealed unsafe partial class SlabAllocator
         text.Append("INFO: 0x").Append(finding.FirstBadAddress.ToString("x16")).Append("-0x").Append(finding.LastBadAddress.ToString("x16"))
             .Append(" @offset=").Append(finding.FirstBadAddress - slab.Base).Append(". First byte 0x").Append(finding.FirstBad.ToString("x"))
             .Append(" instead of 0x").Append(finding.Expected.ToString("x")).Append('\n');
-        AppendTrackInfo(text, "Allocated", slab.AllocTracks?[index]);
-        AppendTrackInfo(text, "Freed", slab.FreeTracks?[index]);
+        AppendTrackInfo(text, "Allocated", slab.Objects?[index].AllocTrack);
+        AppendTrackInfo(text, "Freed", slab.Objects?[index].FreeTrack);
         text.Append("INFO: Slab 0x").Append(slab.Base.ToString("x16")).Append(" objects=").Append(cache.ObjectsPerSlab)
             .Append(" used=").Append(slab.InUse).Append('\n');
         text.Append("INFO: Object 0x").Append(obj.ToString("x16")).Append(" @offset=").Append(obj - slab.Base).Append("\n\n");

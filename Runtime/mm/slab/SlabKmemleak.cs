@@ -12,14 +12,8 @@ internal sealed partial class SlabAllocator : IKmemleakObjectSource
 {
     private readonly Kmemleak? _kmemleak;
 
-    /// <summary>kmemleak tracks slab objects (the slabs carry <see cref="Slab.LeakWords"/>).</summary>
+    /// <summary>kmemleak tracks slab objects (each slab object carries <see cref="SlabObject.LeakWord"/>).</summary>
     public bool LeakTracking => Machine.ChecksCompiledIn && _kmemleak != null;
-
-    /// <summary>kmemleak_alloc of a slab object, in the allocation's own bookkeeping, with the order number the allocation took.</summary>
-    private static void TrackLeak(Slab slab, int index, long sequence)
-    {
-        if (slab.LeakWords != null) Volatile.Write(ref slab.LeakWords[index], SlabLeakWord.New(sequence));
-    }
 
     public void CollectTracked(List<KmemleakObject> tracked)
     {
@@ -36,7 +30,7 @@ internal sealed partial class SlabAllocator : IKmemleakObjectSource
         Slab? slab = SlabOf(start);
         if (slab == null) return null;
         int index = slab.ObjectIndex(start);
-        return index >= 0 && slab.State != null && slab.State[index] == Slab.ObjectAllocated ? LeakObject(slab, index) : null;
+        return index >= 0 && slab.IsAllocated(index) ? LeakObject(slab, index) : null;
     }
 
     public int TrackedCount
@@ -47,7 +41,7 @@ internal sealed partial class SlabAllocator : IKmemleakObjectSource
             foreach (kmem_cache_t cache in Caches())
                 VisitAllocated(cache, (slab, i) =>
                 {
-                    if (slab.LeakWords != null && Volatile.Read(ref slab.LeakWords[i]) != 0) count++;
+                    if (slab.LeakTracking && Volatile.Read(ref slab.Objects![i].LeakWord) != 0) count++;
                     return true;
                 });
             return count;
@@ -56,9 +50,9 @@ internal sealed partial class SlabAllocator : IKmemleakObjectSource
 
     private static SlabLeakObject? LeakObject(Slab slab, int index)
     {
-        if (slab.LeakWords == null) return null;
-        long word = Volatile.Read(ref slab.LeakWords[index]);
-        Track? track = slab.AllocTracks![index];
+        if (!slab.LeakTracking) return null;
+        long word = Volatile.Read(ref slab.Objects![index].LeakWord);
+        Track? track = slab.Objects[index].AllocTrack;
         return word != 0 && track != null ? new SlabLeakObject(slab, index, word, track) : null;
     }
 }
@@ -122,12 +116,12 @@ internal sealed class SlabLeakObject : KmemleakObject
     }
 
     public override bool StillTracked(Kmemleak kmemleak) =>
-        _slab.State![_index] == Slab.ObjectAllocated && SlabLeakWord.Sequence(Volatile.Read(ref _slab.LeakWords![_index])) == Sequence;
+        _slab.IsAllocated(_index) && SlabLeakWord.Sequence(Volatile.Read(ref _slab.Objects![_index].LeakWord)) == Sequence;
 
     /// <summary>Changes the slab's word, unless the object was freed and allocated again since this snapshot.</summary>
     private void Update(System.Func<long, long> change)
     {
-        ref long slot = ref _slab.LeakWords![_index];
+        ref long slot = ref _slab.Objects![_index].LeakWord;
         long word = Volatile.Read(ref slot);
         while (SlabLeakWord.Sequence(word) == Sequence)
         {
