@@ -47,6 +47,13 @@ internal sealed unsafe class Kasan : IDisposable
         return null;
     }
 
+    /// <summary>Brings the shadow of <paramref name="address"/> into the cache ahead of its use (the quarantine's release).</summary>
+    public void PrefetchShadow(ulong address)
+    {
+        byte* shadow = ShadowOf(address);
+        if (shadow != null && System.Runtime.Intrinsics.X86.Sse.IsSupported) System.Runtime.Intrinsics.X86.Sse.Prefetch1(shadow);
+    }
+
     /// <summary>Marks [address, address+size) inaccessible; both ends are rounded out to granules.</summary>
     public void Poison(ulong address, ulong size, byte code)
     {

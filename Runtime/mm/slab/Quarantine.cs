@@ -160,8 +160,10 @@ internal sealed class Quarantine
 
     /// <summary>
     /// Brings a released object's stride (red zones and poison) into the cache: the batch's objects
-    /// are the next ones handed out, and slub_debug checks every byte of them then. Touched here,
-    /// in one loop over the batch, the misses overlap instead of stalling each allocation in turn.
+    /// are the next ones handed out, and slub_debug checks every byte of them then (KASAN its
+    /// shadow, prefetched beside). Touched here, in one loop over the batch, the misses overlap
+    /// instead of stalling each allocation in turn: half the checked pair's time once the
+    /// quarantine has aged (measured).
     /// </summary>
     private static unsafe void Prefetch(Slab slab, ulong obj)
     {
@@ -177,6 +179,7 @@ internal sealed class Quarantine
             Slab slab = slabs[i];
             if (slab.Objects != null) slab.Objects[slab.StrideIndex(objects[i])].State = Slab.ObjectFree;
             if (slab.Cache.Debug) Prefetch(slab, objects[i]);
+            _slab.Kasan?.PrefetchShadow(objects[i]);
         }
         _slab.ReturnToSlabs(objects, slabs, count, site);
         Array.Clear(slabs, 0, count); // the slabs may be discarded: hold no reference to them
