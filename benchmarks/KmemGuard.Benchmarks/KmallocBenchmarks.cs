@@ -14,7 +14,11 @@ public class KmallocBenchmarks : MachineBenchmark
     public Checks Checks { get; set; }
 
     [GlobalSetup]
-    public void Setup() => BootMachine(Checks);
+    public void Setup()
+    {
+        BootMachine(Checks);
+        RunToSteadyState(Machine);
+    }
 
     [Benchmark(Baseline = true, OperationsPerInvoke = Pairs)]
     public unsafe void NativeMemory_64()

@@ -27,6 +27,21 @@ public abstract class MachineBenchmark
     public static Machine BootBenchmarkMachine(Checks checks) =>
         Machine.Boot(new MachineOptions { Cpus = 1, MemoryBytes = 256L << 20, Checks = checks, PreemptEvery = 0 });
 
+    /// <summary>
+    /// Pairs run in setup so that a checked machine is measured as it runs after a while: KASAN's
+    /// quarantine (1/32 of RAM) full and cycling, its slabs built. Until then a checked pair also
+    /// builds slabs and costs several times its steady figure; the first 2 million pairs cover it
+    /// with room to spare (docs/performance.md).
+    /// </summary>
+    public const int SteadyStatePairs = 2_000_000;
+
+    /// <summary>Brings <paramref name="machine"/>'s kmalloc-64 to its steady state (<see cref="SteadyStatePairs"/>).</summary>
+    public static void RunToSteadyState(Machine machine)
+    {
+        machine.MakeCurrent();
+        for (int i = 0; i < SteadyStatePairs; i++) Kernel.kfree(Kernel.kmalloc(64, Kernel.GFP_KERNEL));
+    }
+
     protected Machine Machine => _machine!;
 
     /// <summary>Makes the machine current for the measured thread; call first in every benchmark method.</summary>
