@@ -23,6 +23,7 @@ public sealed partial class Machine : IDisposable
         HostMemory.RequireLinux();
         options.Validate();
         Options = options.Clone();
+        _checks = Options.Checks;
         Id = Interlocked.Increment(ref s_nextId);
         Reporter = new BugReporter(Options.OnBug);
         Cpus = new Cpu[Options.Cpus];
@@ -68,6 +69,7 @@ public sealed partial class Machine : IDisposable
     }
 
     public int Id { get; }
+    /// <summary>The options the machine booted with (a copy: changing them after boot changes nothing).</summary>
     public MachineOptions Options { get; }
     public bool InEarlyBoot { get; private set; }
 
@@ -92,7 +94,10 @@ public sealed partial class Machine : IDisposable
     internal const bool ChecksCompiledIn = true;
 #endif
 
-    internal bool IsChecking(Checks check) => ChecksCompiledIn && (Options.Checks & check) != 0;
+    internal bool IsChecking(Checks check) => ChecksCompiledIn && (_checks & check) != 0;
+
+    // Options.Checks as booted, read by every gate without going through the options object.
+    private readonly Checks _checks;
 
     /// <summary>The jiffies counter (advanced by <c>AdvanceJiffies</c>).</summary>
     internal ulong Jiffies => Volatile.Read(ref JiffiesCounter);

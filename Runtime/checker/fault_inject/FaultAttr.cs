@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using System.Runtime.CompilerServices;
 using System.Text;
 using System.Threading;
 
@@ -31,8 +32,12 @@ public sealed class FaultAttr
     private ulong _count;
     private long _failures;
 
-    internal FaultAttr(string name, bool ignoreGfpHighmem, int minOrder)
+    private readonly StrongBox<int> _armedPoints;
+
+    /// <param name="armedPoints">Counts the points with a probability (shared by a machine's points).</param>
+    internal FaultAttr(string name, bool ignoreGfpHighmem, int minOrder, StrongBox<int> armedPoints)
     {
+        _armedPoints = armedPoints;
         Name = name;
         IgnoreGfpHighmem = ignoreGfpHighmem;
         _minOrder = minOrder;
@@ -49,7 +54,8 @@ public sealed class FaultAttr
         set
         {
             if (value is < 0 or > 100) throw new ArgumentOutOfRangeException(nameof(Probability), value, "probability is a percentage, 0 to 100.");
-            Volatile.Write(ref _probability, value);
+            int old = Interlocked.Exchange(ref _probability, value);
+            if ((old == 0) != (value == 0)) Interlocked.Add(ref _armedPoints.Value, value != 0 ? 1 : -1);
         }
     }
 

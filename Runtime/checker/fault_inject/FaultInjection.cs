@@ -1,4 +1,5 @@
 using System.Collections.Generic;
+using System.Runtime.CompilerServices;
 using System.Threading;
 
 namespace KmemGuard;
@@ -14,12 +15,21 @@ internal sealed class FaultInjection
     private readonly Dictionary<KTask, int> _failNth = new(ReferenceEqualityComparer.Instance);
     private int _tasksWithFailNth;
 
-    public FaultAttr FailSlab { get; } = new("failslab", ignoreGfpHighmem: false, minOrder: 0);
+    // Points with a probability plus tasks with a fail-nth running: every allocation reads it, so one word.
+    private readonly StrongBox<int> _armed = new();
 
-    public FaultAttr FailPageAlloc { get; } = new("fail_page_alloc", ignoreGfpHighmem: true, minOrder: 1);
+    public FaultInjection()
+    {
+        FailSlab = new FaultAttr("failslab", ignoreGfpHighmem: false, minOrder: 0, _armed);
+        FailPageAlloc = new FaultAttr("fail_page_alloc", ignoreGfpHighmem: true, minOrder: 1, _armed);
+    }
+
+    public FaultAttr FailSlab { get; }
+
+    public FaultAttr FailPageAlloc { get; }
 
     /// <summary>True when some call could fail: a point has a probability, or a task waits for its n-th call.</summary>
-    public bool Armed => Machine.ChecksCompiledIn && (FailSlab.Probability | FailPageAlloc.Probability | Volatile.Read(ref _tasksWithFailNth)) != 0;
+    public bool Armed => Machine.ChecksCompiledIn && Volatile.Read(ref _armed.Value) != 0;
 
     /// <summary>should_failslab: __GFP_NOFAIL never fails; ignore-gfp-wait spares allocations that may sleep.</summary>
     public bool ShouldFailSlab(KTask task, gfp_t gfp, ulong size)
@@ -47,7 +57,11 @@ internal sealed class FaultInjection
             bool had = _failNth.TryGetValue(task, out int old) && old > 0;
             if (n > 0) _failNth[task] = n;
             else _failNth.Remove(task);
-            if (had != n > 0) Interlocked.Add(ref _tasksWithFailNth, n > 0 ? 1 : -1);
+            if (had != n > 0)
+            {
+                Interlocked.Add(ref _tasksWithFailNth, n > 0 ? 1 : -1);
+                Interlocked.Add(ref _armed.Value, n > 0 ? 1 : -1);
+            }
         }
     }
 
@@ -76,6 +90,7 @@ internal sealed class FaultInjection
             }
             _failNth.Remove(task);
             Interlocked.Decrement(ref _tasksWithFailNth);
+            Interlocked.Decrement(ref _armed.Value);
             failNow = true;
             return true;
         }

@@ -101,7 +101,7 @@ internal sealed partial class PageAllocator
             tail.RefCount = 0;
         }
         ulong bytes = (ulong)Kernel.PAGE_SIZE << order;
-        _machine.Memory.Kasan?.Unpoison(PageVirt(head), bytes);
+        Kasan?.Unpoison(PageVirt(head), bytes);
         head.AllocTrack = _machine.IsChecking(Checks.Frees | Checks.Kasan | Checks.Kmemleak) ? new Track(task, site, _machine.Jiffies) : null;
         if ((gfp & Kernel.__GFP_ZERO) != 0) ClearBlock(head, bytes);
     }
@@ -128,7 +128,7 @@ internal sealed partial class PageAllocator
         head.Owner = null;
         if (_machine.IsChecking(Checks.Frees | Checks.Kasan | Checks.Kmemleak))
             head.FreeTrack = new Track(task, site, _machine.Jiffies);
-        _machine.Memory.Kasan?.Poison(PageVirt(head), (ulong)Kernel.PAGE_SIZE << order, Kasan.PageFree);
+        Kasan?.Poison(PageVirt(head), (ulong)Kernel.PAGE_SIZE << order, Kasan.PageFree);
         if (order == 0)
         {
             GiveToPerCpu(head, cold, task);
