@@ -327,3 +327,33 @@ public class FaultInjectionTests
         Assert.Equal(0, m.FailSlab.Times);
     }
 }
+
+// Armed is the one-word gate every allocation reads: it must follow each knob both ways.
+public class FaultInjectionArmedTests
+{
+    [Fact]
+    public void Armed_follows_probabilities_and_fail_nth_counts_both_ways()
+    {
+        using Machine m = Machine.Boot(new MachineOptions { MemoryBytes = 32L << 20, Cpus = 1 });
+        var points = new FaultInjection();
+        Assert.False(points.Armed);
+
+        points.FailSlab.Probability = 50;
+        points.FailSlab.Probability = 60; // still one armed point, not two
+        points.FailPageAlloc.Probability = 10;
+        points.FailSlab.Probability = 0;
+        Assert.True(points.Armed);
+        points.FailPageAlloc.Probability = 0;
+        Assert.False(points.Armed);
+
+        points.SetFailNth(m.CurrentTask, 2);
+        Assert.True(points.Armed);
+        Assert.True(points.ConsumeFailNth(m.CurrentTask, out bool first) && !first);
+        Assert.True(points.ConsumeFailNth(m.CurrentTask, out bool second) && second);
+        Assert.False(points.Armed);
+
+        points.SetFailNth(m.CurrentTask, 5);
+        points.SetFailNth(m.CurrentTask, 0);
+        Assert.False(points.Armed);
+    }
+}

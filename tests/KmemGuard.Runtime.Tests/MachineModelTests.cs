@@ -117,4 +117,12 @@ public class MachineModelTests
         var e = Assert.Throws<KernelBugException>(() => new KPtr(0xdead_0000_0000).Read<int>());
         Assert.Equal(BugKind.WildAccess, e.Kind);
     }
+
+    [Fact]
+    public void Changing_the_options_after_boot_changes_no_check()
+    {
+        using Machine m = Machine.Boot(new MachineOptions { MemoryBytes = 32L << 20, Cpus = 1, Checks = Checks.None });
+        m.Options.Checks = Checks.All;
+        Assert.False(m.IsChecking(Checks.Kasan));
+    }
 }
