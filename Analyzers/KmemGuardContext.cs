@@ -109,9 +109,16 @@ internal sealed class KmemGuardContext
         IMethodSymbol? owner = block.OwningSymbol as IMethodSymbol;
         foreach (IOperation root in block.OperationBlocks.Where(IsAnalyzableRoot))
         {
-            if (!MayMatter(root))
+            Exposure exposure = ExposureOf(root);
+            FlowState entry = exposure == Exposure.None ? FlowState.Empty : EntryOf(owner, null);
+            if (exposure == Exposure.None || exposure == Exposure.SleepsOnly && ReferenceEquals(entry, FlowState.Empty))
+            {
+                // Nothing here can be reported: the body's summary, if a caller needs one, is made on demand.
+                if (owner is not null)
+                    Summaries.Discard(owner);
                 continue;
-            FlowState entry = EntryOf(owner, null);
+            }
+
             if (ReferenceEquals(entry, FlowState.Empty) && owner is not null && Summaries.Claim(owner, root) is { } analyzed)
             {
                 AddFindings(analyzed.Graph, analyzed.Result, findings, block.CancellationToken);
@@ -124,28 +131,62 @@ internal sealed class KmemGuardContext
         return findings.ToImmutable();
     }
 
-    /// <summary>
-    /// Cheap pre-scan, before any graph is built: only a call to an annotated API or to a source method
-    /// (whose summary may say something) can produce a finding. Lambdas and local functions are part of
-    /// the body's operations, so their calls count too.
-    /// </summary>
-    private bool MayMatter(IOperation root)
+    /// <summary>What a body's calls can lead to, as far as its own findings go.</summary>
+    private enum Exposure
     {
-        foreach (IOperation operation in root.Descendants())
-        {
-            switch (operation)
-            {
-                case IInvocationOperation call when IsRelevantCall(call.TargetMethod, call.Instance):
-                case IObjectCreationOperation { Constructor: { } constructor } when IsRelevantCall(constructor, null):
-                    return true;
-            }
-        }
+        /// <summary>No call with an annotation or a summary that says anything.</summary>
+        None,
 
-        return false;
+        /// <summary>Calls that may sleep and nothing else a rule reports: a finding needs an atomic context from the body's entry.</summary>
+        SleepsOnly,
+
+        /// <summary>A call that enters or leaves a section, frees, or needs preemption off; or a lambda or local function, which starts a body of its own.</summary>
+        Reportable,
     }
 
-    private bool IsRelevantCall(IMethodSymbol target, IOperation? instance) =>
-        EffectsOf(target).IsAnnotated || target.MethodKind != MethodKind.LocalFunction && !Targets.Of(target, instance).IsEmpty;
+    /// <summary>
+    /// Cheap pre-scan, before any graph is built: a body whose calls can only sleep (allocations with a
+    /// mask, mutex_lock, msleep, helpers that do those) cannot produce a finding unless it starts in
+    /// atomic context, and much driver code that allocates is such a body.
+    /// </summary>
+    private Exposure ExposureOf(IOperation root)
+    {
+        var exposure = Exposure.None;
+        foreach (IOperation operation in root.Descendants())
+        {
+            Exposure step = operation switch
+            {
+                IInvocationOperation call => ExposureOf(call.TargetMethod, call.Instance),
+                IObjectCreationOperation { Constructor: { } constructor } => ExposureOf(constructor, null),
+                IAnonymousFunctionOperation or ILocalFunctionOperation => Exposure.Reportable,
+                _ => Exposure.None,
+            };
+            if (step == Exposure.Reportable)
+                return step;
+            if (step > exposure)
+                exposure = step;
+        }
+
+        return exposure;
+    }
+
+    private Exposure ExposureOf(IMethodSymbol target, IOperation? instance)
+    {
+        ApiEffects effects = EffectsOf(target);
+        if (effects.IsAnnotated)
+            return effects.CanBeReported ? Exposure.Reportable : effects.MaySleepAtAll ? Exposure.SleepsOnly : Exposure.None;
+        var exposure = Exposure.None;
+        foreach (IMethodSymbol callee in Targets.Of(target, instance))
+        {
+            MethodSummary summary = Summaries.Get(callee);
+            if (summary.CanBeReported)
+                return Exposure.Reportable;
+            if (summary.MaySleepAtAll)
+                exposure = Exposure.SleepsOnly;
+        }
+
+        return exposure;
+    }
 
     private void AnalyzeGraph(ControlFlowGraph graph, IMethodSymbol? owner, FlowState entry, ImmutableArray<Finding>.Builder findings,
         bool isTopLevel, CancellationToken cancellation)

@@ -30,6 +30,11 @@ internal sealed record ApiEffects(
 
     public bool IsAnnotated => !ReferenceEquals(this, None);
 
+    /// <summary>Whether a call can be reported without an atomic context around it: it changes a section, frees, or touches per-CPU data.</summary>
+    public bool CanBeReported => !Enters.IsEmpty || !EntersIfTrue.IsEmpty || !Leaves.IsEmpty || Frees is not null || RequiresPreemptionDisabled;
+
+    public bool MaySleepAtAll => MaySleep || SleepIfGfpParameter is not null;
+
     /// <summary>Whether the method's own attributes declare that it changes sections of this kind.</summary>
     public bool DeclaresSectionChange(Section kind) =>
         Enters.Any(s => s.Kind == kind) || EntersIfTrue.Any(s => s.Kind == kind) || Leaves.Any(s => s.Kind == kind);

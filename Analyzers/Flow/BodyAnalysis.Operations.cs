@@ -9,42 +9,77 @@ namespace KmemGuard.Analyzers.Flow;
 
 internal sealed partial class BodyAnalysis
 {
-    private FlowState Visit(IOperation operation, FlowState state)
+    /// <summary>
+    /// The operations of a block that can change the state, children before parents (evaluation
+    /// order), collected once per block: the fixpoint and the final pass visit a block many times, and
+    /// walking its whole operation tree each time was most of their cost. Calls that neither carry
+    /// annotations nor reach a source method, and operations that only hold others, are left out.
+    /// </summary>
+    private IOperation[] StepsOf(BasicBlock block)
+    {
+        if (steps[block.Ordinal] is { } known)
+            return known;
+        var collected = new List<IOperation>();
+        foreach (IOperation operation in block.Operations)
+            CollectSteps(operation, collected);
+        if (block.BranchValue is { } branchValue)
+            CollectSteps(branchValue, collected);
+        return steps[block.Ordinal] = collected.ToArray();
+    }
+
+    private void CollectSteps(IOperation operation, List<IOperation> collected)
+    {
+        // A lambda is a body of its own: the final pass hands it over, nothing inside it runs here.
+        if (operation is IFlowAnonymousFunctionOperation)
+        {
+            collected.Add(operation);
+            return;
+        }
+
+        foreach (IOperation child in operation.ChildOperations)
+            CollectSteps(child, collected);
+        bool changesState = operation switch
+        {
+            IInvocationOperation call => IsEffectful(call.TargetMethod, call, call.Instance),
+            IObjectCreationOperation { Constructor: { } constructor } creation => IsEffectful(constructor, creation, null),
+            ISimpleAssignmentOperation assignment => Path(assignment.Target) is not null,
+            ICompoundAssignmentOperation compound => Path(compound.Target) is not null,
+            IIncrementOrDecrementOperation increment => Path(increment.Target) is not null,
+            IFlowCaptureOperation => true,
+            _ => false,
+        };
+        if (changesState)
+            collected.Add(operation);
+    }
+
+    private bool IsEffectful(IMethodSymbol target, IOperation call, IOperation? instance) =>
+        context.EffectsOf(target).IsAnnotated || !TargetsOf(target, call, instance).IsEmpty;
+
+    /// <summary>What one step does to the state; its operands were stepped before it.</summary>
+    private FlowState Step(IOperation operation, FlowState state)
     {
         switch (operation)
         {
             case IInvocationOperation call:
-                state = VisitChildren(call, state);
                 return OnCall(call.TargetMethod, call, call.Arguments, call.Instance, state);
-            case IObjectCreationOperation { Constructor: { } constructor } creation:
-                state = VisitChildren(creation, state);
-                return OnCall(constructor, creation, creation.Arguments, null, state);
+            case IObjectCreationOperation creation:
+                return OnCall(creation.Constructor!, creation, creation.Arguments, null, state);
             case ISimpleAssignmentOperation assignment:
-                state = VisitChildren(assignment, state);
-                if (Path(assignment.Target) is not { } target)
-                    return state;
+                string target = Path(assignment.Target)!;
                 state = state.SetValue(target, OriginsOf(assignment.Value, state));
                 return assignment.Target is ILocalReferenceOperation && TrylockOf(assignment.Value) is { } trylock ? state.WithTrylock(target, trylock) : state;
-            case ICompoundAssignmentOperation or IIncrementOrDecrementOperation:
-                state = VisitChildren(operation, state);
-                IOperation changed = operation is ICompoundAssignmentOperation compound ? compound.Target : ((IIncrementOrDecrementOperation)operation).Target;
-                return Path(changed) is { } killed ? state.Kill(killed) : state;
+            case ICompoundAssignmentOperation compound:
+                return state.Kill(Path(compound.Target)!);
+            case IIncrementOrDecrementOperation increment:
+                return state.Kill(Path(increment.Target)!);
             case IFlowCaptureOperation capture:
-                state = Visit(capture.Value, state);
                 return state.SetValue(CaptureName(capture.Id), OriginsOf(capture.Value, state));
             case IFlowAnonymousFunctionOperation lambda:
                 collector?.AddLambda(lambda, null);
                 return state;
             default:
-                return VisitChildren(operation, state);
+                return state;
         }
-    }
-
-    private FlowState VisitChildren(IOperation operation, FlowState state)
-    {
-        foreach (IOperation child in operation.ChildOperations)
-            state = Visit(child, state);
-        return state;
     }
 
     private string CaptureName(CaptureId id)
@@ -130,15 +165,22 @@ internal sealed partial class BodyAnalysis
         if (effects.IsAnnotated)
             return OnAnnotatedCall(target, effects, call, arguments, state);
 
+        ImmutableArray<IMethodSymbol> targets = TargetsOf(target, call, instance);
+        foreach (IMethodSymbol callee in targets)
+            state = ApplySummary(callee, SummaryOf(callee), call, arguments, instance, state, applySections: targets.Length == 1);
+        return state;
+    }
+
+    /// <summary>The source methods a call may run, looked up once per call.</summary>
+    private ImmutableArray<IMethodSymbol> TargetsOf(IMethodSymbol target, IOperation call, IOperation? instance)
+    {
         if (!callees.TryGetValue(call, out ImmutableArray<IMethodSymbol> targets))
         {
             targets = context.Targets.Of(target, instance);
             callees[call] = targets;
         }
 
-        foreach (IMethodSymbol callee in targets)
-            state = ApplySummary(callee, SummaryOf(callee), call, arguments, instance, state, applySections: targets.Length == 1);
-        return state;
+        return targets;
     }
 
     private MethodSummary SummaryOf(IMethodSymbol callee)

@@ -33,6 +33,7 @@ internal sealed partial class BodyAnalysis
     private readonly ApiEffects ownerEffects;
     private readonly FlowState[] entryStates;
     private readonly int[] visits;
+    private readonly IOperation[]?[] steps;
     private readonly Dictionary<CaptureId, string> captureNames = new();
     private readonly Dictionary<IOperation, string?> paths = new();
     private readonly Dictionary<(IOperation Call, SectionSpec? Section), SectionOrigin> sectionOrigins = new();
@@ -52,6 +53,7 @@ internal sealed partial class BodyAnalysis
         ownerEffects = owner is null ? ApiEffects.None : context.EffectsOf(owner);
         entryStates = new FlowState[graph.Blocks.Length];
         visits = new int[graph.Blocks.Length];
+        steps = new IOperation[]?[graph.Blocks.Length];
     }
 
     public static BodyResult Run(KmemGuardContext context, ControlFlowGraph graph, IMethodSymbol? owner, FlowState entry, bool collectFindings)
@@ -281,10 +283,8 @@ internal sealed partial class BodyAnalysis
 
     private FlowState Transfer(BasicBlock block, FlowState state)
     {
-        foreach (IOperation operation in block.Operations)
-            state = Visit(operation, state);
-        if (block.BranchValue is { } branchValue)
-            state = Visit(branchValue, state);
+        foreach (IOperation operation in StepsOf(block))
+            state = Step(operation, state);
         return state;
     }
 }

@@ -39,6 +39,11 @@ internal sealed record MethodSummary(
 
     public bool IsEmpty => Sleeps is null && SleepsIfGfp.IsEmpty && Returns.IsEmpty && FreesParameter.IsEmpty && SectionChanges.IsEmpty
         && NeedsPreemptionOff is null;
+
+    /// <summary>Whether a call of the method can be reported without an atomic context around it (see <see cref="ApiEffects.CanBeReported"/>).</summary>
+    public bool CanBeReported => !SectionChanges.IsEmpty || !FreesParameter.IsEmpty || NeedsPreemptionOff is not null;
+
+    public bool MaySleepAtAll => Sleeps is not null || !SleepsIfGfp.IsEmpty;
 }
 
 /// <summary>A diagnostic found in a body, for the analyzer that owns its rule to report.</summary>

@@ -107,6 +107,9 @@ internal sealed class SummaryProvider
         return unclaimedBodies.TryRemove(Normalize(method), out var analyzed) && analyzed.Graph.OriginalOperation.Syntax == root.Syntax ? analyzed : null;
     }
 
+    /// <summary>Drops the analysis a summary run made of a body whose findings pass needs none.</summary>
+    public void Discard(IMethodSymbol method) => unclaimedBodies.TryRemove(Normalize(method), out _);
+
     private static IMethodSymbol Normalize(IMethodSymbol method) => method.PartialImplementationPart ?? method.OriginalDefinition;
 
     private ControlFlowGraph? GraphOf(IMethodSymbol method)
