@@ -164,6 +164,66 @@ public class MismatchedFreeCodeFixTests
         IgnoreExtra(Kmg("KMG0002").WithLocation(0)), IgnoreExtra(Kmg("KMG0002").WithLocation(1)), IgnoreExtra(Kmg("KMG0002").WithLocation(2)));
 
     [Fact]
+    public Task MempoolElementGoesBackToItsPool() => FixAsync<MismatchedFreeAnalyzer, MismatchedFreeCodeFixProvider>("""
+        class Dev
+        {
+            mempool_t pool = new();
+            KPtr req;
+            void f(Dev d)
+            {
+                KPtr e = mempool_alloc(pool, GFP_NOIO);
+                {|#0:kfree(e)|};
+                KPtr g = mempool_alloc(d.pool, GFP_ATOMIC);
+                {|#1:kfree(g)|};
+            }
+
+            void submit() => req = mempool_alloc(this.pool, GFP_NOIO);
+            void complete() => {|#2:kfree(req)|};
+        }
+        """, """
+        class Dev
+        {
+            mempool_t pool = new();
+            KPtr req;
+            void f(Dev d)
+            {
+                KPtr e = mempool_alloc(pool, GFP_NOIO);
+                mempool_free(e, pool);
+                KPtr g = mempool_alloc(d.pool, GFP_ATOMIC);
+                mempool_free(g, d.pool);
+            }
+
+            void submit() => req = mempool_alloc(this.pool, GFP_NOIO);
+            void complete() => mempool_free(req, this.pool);
+        }
+        """, MismatchedFreeCodeFixProvider.FreeToCacheKey,
+        IgnoreExtra(Kmg("KMG0002").WithLocation(0)), IgnoreExtra(Kmg("KMG0002").WithLocation(1)), IgnoreExtra(Kmg("KMG0002").WithLocation(2)));
+
+    [Fact]
+    public Task PoolOutOfScopeAtTheFreeIsNotGuessed() => FixAsync<MismatchedFreeAnalyzer, MismatchedFreeCodeFixProvider>(PoolOutOfScope, PoolOutOfScope,
+        MismatchedFreeCodeFixProvider.FreeToCacheKey,
+        IgnoreExtra(Kmg("KMG0002").WithLocation(0)), IgnoreExtra(Kmg("KMG0002").WithLocation(1)));
+
+    private const string PoolOutOfScope = """
+        class Dev
+        {
+            mempool_t pool = new();
+            KPtr req;
+            void f()
+            {
+                {
+                    mempool_t inner = new();
+                    req = mempool_alloc(inner, GFP_NOIO);
+                }
+                {|#0:kfree(req)|};
+            }
+
+            void submit(Dev d) => req = mempool_alloc(d.pool, GFP_NOIO);
+            static void complete(Dev d) => {|#1:kfree(d.req)|};
+        }
+        """;
+
+    [Fact]
     public Task CacheOutOfScopeAtTheFreeIsNotGuessed() => FixAsync<MismatchedFreeAnalyzer, MismatchedFreeCodeFixProvider>(CacheOutOfScope, CacheOutOfScope,
         MismatchedFreeCodeFixProvider.FreeToCacheKey,
         IgnoreExtra(Kmg("KMG0002").WithLocation(0)), IgnoreExtra(Kmg("KMG0002").WithLocation(1)), IgnoreExtra(Kmg("KMG0002").WithLocation(2)));
@@ -351,6 +411,12 @@ public class FixAllTests
         "kmem_cache_t c = new(); void f() { KPtr v = kmem_cache_alloc(c, GFP_KERNEL); kfree(v); KPtr w = kmem_cache_alloc(c, 0); kfree(w); }",
         "kmem_cache_t c = new(); void f() { KPtr v = kmem_cache_alloc(c, GFP_KERNEL); kmem_cache_free(c, v); KPtr w = kmem_cache_alloc(c, 0); kmem_cache_free(c, w); }",
         MismatchedFreeCodeFixProvider.FreeToCacheKey, (82, 90), (125, 133));
+
+    [Fact]
+    public Task FixAllFreesToThePoolAcrossDocuments() => FixAllAsync(
+        "mempool_t m = new(); void f() { KPtr v = mempool_alloc(m, GFP_NOIO); kfree(v); KPtr w = mempool_alloc(m, 0); kfree(w); }",
+        "mempool_t m = new(); void f() { KPtr v = mempool_alloc(m, GFP_NOIO); mempool_free(v, m); KPtr w = mempool_alloc(m, 0); mempool_free(w, m); }",
+        MismatchedFreeCodeFixProvider.FreeToCacheKey, (74, 82), (114, 122));
 
     /// <summary>Fix All in project and solution over two documents, each a class with <paramref name="members"/>; the spans are columns on line 8.</summary>
     private static async Task FixAllAsync(string members, string fixedMembers, string equivalenceKey, params (int Start, int End)[] columns)
