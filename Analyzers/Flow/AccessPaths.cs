@@ -13,6 +13,9 @@ namespace KmemGuard.Analyzers.Flow;
 internal static class AccessPaths
 {
     public const string This = "$this";
+    public const string LocalPrefix = "l:";
+    public const string CapturedParameterPrefix = "p:";
+    public const string StaticPrefix = "s:";
 
     public static IOperation Strip(IOperation operation)
     {
@@ -28,11 +31,11 @@ internal static class AccessPaths
         switch (Strip(operation))
         {
             case ILocalReferenceOperation local:
-                return "l:" + local.Local.Name;
+                return LocalPrefix + local.Local.Name;
             case IParameterReferenceOperation parameter:
                 return SymbolEqualityComparer.Default.Equals(parameter.Parameter.ContainingSymbol, body)
                     ? "$" + parameter.Parameter.Ordinal
-                    : "p:" + parameter.Parameter.Name;
+                    : CapturedParameterPrefix + parameter.Parameter.Name;
             case IInstanceReferenceOperation:
                 return This;
             case IFlowCaptureReferenceOperation capture:
@@ -49,7 +52,7 @@ internal static class AccessPaths
     private static string? Member(ISymbol member, IOperation? instance, ISymbol? body, Func<CaptureId, string> captureName)
     {
         if (member.IsStatic)
-            return "s:" + member.ContainingType.ToDisplayString() + "." + member.Name;
+            return StaticPrefix + member.ContainingType.ToDisplayString() + "." + member.Name;
         string? root = Of(instance, body, captureName);
         return root is null ? null : root + "." + member.Name;
     }
@@ -59,16 +62,27 @@ internal static class AccessPaths
     {
         if (path is null)
             return null;
-        if (path.StartsWith("s:", StringComparison.Ordinal))
+        if (IsStatic(path))
             return path;
-        int dot = path.IndexOf('.');
-        string root = dot < 0 ? path : path.Substring(0, dot);
-        string rest = dot < 0 ? "" : path.Substring(dot);
+        var (root, rest) = Split(path);
         if (root == This)
             return receiver is null ? null : receiver + rest;
-        if (root.Length > 1 && root[0] == '$' && int.TryParse(root.Substring(1), out int ordinal))
+        if (ParameterOrdinal(root) is var ordinal and >= 0)
             return argument(ordinal) is { } mapped ? mapped + rest : null;
         return null;
+    }
+
+    /// <summary>Whether a path starts at a static field or property: it means the same in every body.</summary>
+    public static bool IsStatic(string path) => path.StartsWith(StaticPrefix, StringComparison.Ordinal);
+
+    /// <summary>
+    /// A path that does not start at a static member, as its root (<c>$0</c>, <c>$this</c>, <c>l:dev</c>)
+    /// and the members after it, each with its leading dot (<c>.cache</c>, or "").
+    /// </summary>
+    public static (string Root, string Members) Split(string path)
+    {
+        int dot = path.IndexOf('.');
+        return dot < 0 ? (path, "") : (path.Substring(0, dot), path.Substring(dot));
     }
 
     /// <summary>The parameter ordinal a path is exactly, or -1.</summary>

@@ -539,6 +539,9 @@ internal sealed partial class BodyAnalysis
                 problem = suggestions.Length == 0 ? "" : ": use " + suggestions;
                 if (through is null)
                     properties = properties.Add(FixProperties.Free, context.Catalog.FirstFreeFor(origin.Family, primitive));
+                // A helper's allocation names its cache in the helper's terms; this path is the one the call passed.
+                if (through is null && origin.Owner is not null)
+                    properties = properties.Add(FixProperties.Owner, origin.Owner);
             }
             else if (through is null && origin.Family == Family.Pages && origin.Order is { } allocated && freeOrder is { } released && allocated != released)
             {

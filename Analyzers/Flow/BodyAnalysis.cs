@@ -215,8 +215,9 @@ internal sealed partial class BodyAnalysis
     }
 
     /// <summary>
-    /// On the branch where a trylock returned true, its sections are held: tested directly or through
-    /// the bool local its result was stored in. Null when the branch cannot be taken.
+    /// On the branch where a trylock returned true, its sections are held: tested directly, through the
+    /// bool local its result was stored in, or through an assignment in the condition. Null when the
+    /// branch cannot be taken.
     /// </summary>
     private FlowState? AfterCondition(IOperation? condition, bool value, FlowState state)
     {
@@ -236,6 +237,17 @@ internal sealed partial class BodyAnalysis
             {
                 condition = tested;
                 value = comparison.OperatorKind == BinaryOperatorKind.Equals ? value == constant : value != constant;
+                continue;
+            }
+
+            // if (!(ok = spin_trylock(lk))): the branch tests the value the assignment stores. Stored in a
+            // local, it is that local's trylock (set when the branch value was visited), so a later test of
+            // the local knows the branch was taken; stored anywhere else, the call is tested directly.
+            if (condition is ISimpleAssignmentOperation assignment)
+            {
+                if (assignment.Target is ILocalReferenceOperation && Path(assignment.Target) is { } stored && state.Trylocks.TryGetValue(stored, out var assigned))
+                    return AfterTrylockTest(stored, assigned, value, state);
+                condition = assignment.Value;
                 continue;
             }
 

@@ -80,6 +80,9 @@ internal static class FixProperties
 {
     public const string GfpParameter = "GfpParameter";
     public const string Free = "Free";
+
+    /// <summary>The access path of the cache or pool the freed memory came from, in the terms of the body that frees it.</summary>
+    public const string Owner = "Owner";
     public const string Order = "Order";
     public const string OrderParameter = "OrderParameter";
     public const string Release = "Release";

@@ -67,6 +67,26 @@ public class MismatchedFreeTests
         Mismatch(10, 11));
 
     [Fact]
+    public Task MempoolElementFreedWithKfreeOrToAnotherPool() => AnalyzeAsync<MismatchedFreeAnalyzer>("""
+        class Dev
+        {
+            mempool_t pool = new();
+            mempool_t other = new();
+            void f()
+            {
+                KPtr e = {|#1:mempool_alloc(pool, GFP_NOIO)|};
+                {|#0:kfree(e)|};
+                KPtr g = {|#3:mempool_alloc(pool, GFP_NOIO)|};
+                {|#2:mempool_free(g, other)|};
+                KPtr h = mempool_alloc(pool, GFP_NOIO);
+                mempool_free(h, pool);
+            }
+        }
+        """,
+        Mismatch(0, 1).WithMessage("memory from mempool_alloc at line 12 is freed with kfree: use mempool_free"),
+        Mismatch(2, 3).WithMessage("memory from mempool_alloc at line 14 is freed with mempool_free to other, which is not the cache or pool it came from"));
+
+    [Fact]
     public Task OneBranchIsEnough() => AnalyzeAsync<MismatchedFreeAnalyzer>("""
         class Dev
         {

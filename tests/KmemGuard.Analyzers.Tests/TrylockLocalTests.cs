@@ -161,6 +161,83 @@ public class TrylockLocalTests
             .WithMessage("spin_trylock(lk) at line 31 is still held when forgotten() returns here: call spin_unlock(lk) first"));
 
     [Fact]
+    public Task AssignedInsideTheCondition() => AnalyzeAsync<SleepInAtomicAnalyzer>("""
+        class Dev
+        {
+            spinlock_t lk = new();
+            bool held;
+            int early()
+            {
+                bool ok;
+                if (!(ok = {|#1:spin_trylock(lk)|}))
+                {
+                    msleep(1);
+                    return -16;
+                }
+                {|#0:msleep(2)|};
+                spin_unlock(lk);
+                msleep(3);
+                return 0;
+            }
+
+            void comparedAndField()
+            {
+                bool ok;
+                if ((ok = {|#3:spin_trylock(lk)|}) == true)
+                {
+                    {|#2:msleep(1)|};
+                    spin_unlock(lk);
+                }
+                if (held = {|#5:spin_trylock(lk)|})
+                {
+                    {|#4:msleep(2)|};
+                    spin_unlock(lk);
+                }
+                msleep(3);
+            }
+        }
+        """, Sleep(0, 1), Sleep(2, 3), Sleep(4, 5));
+
+    [Fact]
+    public Task AssignedInsideTheConditionBalances() => AnalyzeAsync<SectionImbalanceAnalyzer>("""
+        class Dev
+        {
+            spinlock_t lk = new();
+            int early()
+            {
+                bool ok;
+                if (!(ok = spin_trylock(lk)))
+                    return -16;
+                udelay(1);
+                spin_unlock(lk);
+                return 0;
+            }
+
+            void testedAgain(int n)
+            {
+                bool ok;
+                if ((ok = spin_trylock(lk)) == false)
+                    udelay(1);
+                n++;
+                if (ok)
+                    spin_unlock(lk);
+            }
+
+            int forgotten(int n)
+            {
+                bool ok;
+                if (!(ok = {|#1:spin_trylock(lk)|}))
+                    return -16;
+                if (n < 0)
+                    {|#0:return -22;|}
+                spin_unlock(lk);
+                return 0;
+            }
+        }
+        """, Kmg("KMG0004").WithLocation(0).WithLocation(1)
+            .WithMessage("spin_trylock(lk) at line 32 is still held when forgotten() returns here: call spin_unlock(lk) first"));
+
+    [Fact]
     public Task MutexTrylockOfTheRuntime() => AnalyzeKernelAsync<SectionImbalanceAnalyzer>("""
         class Dev
         {
