@@ -427,7 +427,7 @@ internal sealed partial class BodyAnalysis
         if (collector is null)
             return;
         // One report per entering call: spin_lock_irqsave's lock and irq sections are one imbalance.
-        var held = state.Sections
+        var held = state.Sections.Entries()
             .Where(p => !p.Value.FromCaller && p.Value.Max > 0 && !ownerEffects.DeclaresSectionChange(p.Key.Kind))
             .GroupBy(p => p.Value.Origin.Location);
         foreach (var group in held)
@@ -456,14 +456,14 @@ internal sealed partial class BodyAnalysis
         {
             case IInvocationOperation call:
                 return AllocationOf(call);
-            case IFieldReferenceOperation or IPropertyReferenceOperation when Path(stripped) is { } member && state.Values.TryGetValue(member, out var known):
+            case IFieldReferenceOperation or IPropertyReferenceOperation when Path(stripped) is { } member && state.TryGetOrigins(member, out var known):
                 return known;
             case IFieldReferenceOperation field:
                 return context.Index.OriginsOf(field.Field);
             case IPropertyReferenceOperation property:
                 return context.Index.OriginsOf(property.Property);
             default:
-                return Path(stripped) is { } path && state.Values.TryGetValue(path, out var origins) ? origins : ImmutableArray<AllocationOrigin>.Empty;
+                return Path(stripped) is { } path && state.TryGetOrigins(path, out var origins) ? origins : ImmutableArray<AllocationOrigin>.Empty;
         }
     }
 

@@ -34,6 +34,7 @@ internal sealed partial class BodyAnalysis
     private readonly FlowState[] entryStates;
     private readonly int[] visits;
     private readonly IOperation[]?[] steps;
+    private readonly int[]?[] handlers;
     private readonly Dictionary<CaptureId, string> captureNames = new();
     private readonly Dictionary<IOperation, string?> paths = new();
     private readonly Dictionary<(IOperation Call, SectionSpec? Section), SectionOrigin> sectionOrigins = new();
@@ -54,6 +55,7 @@ internal sealed partial class BodyAnalysis
         entryStates = new FlowState[graph.Blocks.Length];
         visits = new int[graph.Blocks.Length];
         steps = new IOperation[]?[graph.Blocks.Length];
+        handlers = new int[]?[graph.Blocks.Length];
     }
 
     public static BodyResult Run(KmemGuardContext context, ControlFlowGraph graph, IMethodSymbol? owner, FlowState entry, bool collectFindings)
@@ -74,18 +76,17 @@ internal sealed partial class BodyAnalysis
 
     private BodyResult Analyze(FlowState entry, bool collectFindings)
     {
-        var work = new SortedSet<int>();
+        var work = new Worklist(graph.Blocks.Length);
         entryStates[0] = entry;
         work.Add(0);
-        while (work.Count > 0)
+        while (!work.IsEmpty)
         {
-            int ordinal = work.Min;
-            work.Remove(ordinal);
+            int ordinal = work.TakeLowest();
             if (++visits[ordinal] > MaxVisitsPerBlock)
                 continue;
             BasicBlock block = graph.Blocks[ordinal];
             FlowState state = Transfer(block, entryStates[ordinal]);
-            foreach (var (branch, branchState) in Successors(block, state))
+            foreach (var (branch, branchState) in SuccessorsOf(block, state))
                 Propagate(branch, branchState, work);
         }
 
@@ -96,7 +97,7 @@ internal sealed partial class BodyAnalysis
             if (entryStates[block.Ordinal] is not { } state || block.Kind == BasicBlockKind.Exit)
                 continue;
             FlowState after = Transfer(block, state);
-            foreach (var (branch, branchState) in Successors(block, after))
+            foreach (var (branch, branchState) in SuccessorsOf(block, after))
             {
                 if (branch.Destination is null || branch.Semantics is ControlFlowBranchSemantics.Throw or ControlFlowBranchSemantics.Rethrow)
                     continue;
@@ -111,7 +112,7 @@ internal sealed partial class BodyAnalysis
         return collector.Build(exits);
     }
 
-    private void Propagate(ControlFlowBranch branch, FlowState state, SortedSet<int>? work)
+    private void Propagate(ControlFlowBranch branch, FlowState state, Worklist? work)
     {
         if (branch.Destination is null || branch.Semantics is ControlFlowBranchSemantics.Throw or ControlFlowBranchSemantics.Rethrow)
             return;
@@ -120,7 +121,7 @@ internal sealed partial class BodyAnalysis
             JoinInto(branch.Destination.Ordinal, state, work);
     }
 
-    private void JoinInto(int ordinal, FlowState state, SortedSet<int>? work)
+    private void JoinInto(int ordinal, FlowState state, Worklist? work)
     {
         FlowState? old = entryStates[ordinal];
         FlowState joined = old is null ? state : FlowState.Join(old, state);
@@ -129,27 +130,33 @@ internal sealed partial class BodyAnalysis
         entryStates[ordinal] = joined;
         work?.Add(ordinal);
         // An exception may leave anywhere in a try block: its catch handlers start from any state in it.
-        foreach (int handler in HandlersOf(graph.Blocks[ordinal]))
+        foreach (int handler in HandlersOf(ordinal))
             JoinInto(handler, joined, work);
     }
 
-    private IEnumerable<int> HandlersOf(BasicBlock block)
+    /// <summary>The first blocks of the catch handlers around a block, found once per block.</summary>
+    private int[] HandlersOf(int ordinal)
     {
-        for (ControlFlowRegion? region = block.EnclosingRegion; region is not null; region = region.EnclosingRegion)
+        if (handlers[ordinal] is { } known)
+            return known;
+        List<int>? found = null;
+        for (ControlFlowRegion? region = graph.Blocks[ordinal].EnclosingRegion; region is not null; region = region.EnclosingRegion)
         {
             if (region.Kind == ControlFlowRegionKind.Try && region.EnclosingRegion is { Kind: ControlFlowRegionKind.TryAndCatch } tryAndCatch)
             {
                 foreach (ControlFlowRegion handler in tryAndCatch.NestedRegions)
                 {
                     if (handler.Kind is ControlFlowRegionKind.Catch or ControlFlowRegionKind.FilterAndHandler)
-                        yield return handler.FirstBlockOrdinal;
+                        (found ??= new List<int>()).Add(handler.FirstBlockOrdinal);
                 }
             }
         }
+
+        return handlers[ordinal] = found?.ToArray() ?? System.Array.Empty<int>();
     }
 
     /// <summary>Runs the state through the finally regions a branch leaves, in order.</summary>
-    private FlowState ThroughFinally(ControlFlowBranch branch, FlowState state, SortedSet<int>? work)
+    private FlowState ThroughFinally(ControlFlowBranch branch, FlowState state, Worklist? work)
     {
         foreach (ControlFlowRegion region in branch.FinallyRegions)
             state = RunRegion(region, state, work is not null);
@@ -159,13 +166,13 @@ internal sealed partial class BodyAnalysis
     private FlowState RunRegion(ControlFlowRegion region, FlowState entry, bool recordEntries)
     {
         var local = new Dictionary<int, FlowState> { [region.FirstBlockOrdinal] = entry };
-        var pending = new SortedSet<int> { region.FirstBlockOrdinal };
+        var pending = new Worklist(graph.Blocks.Length);
+        pending.Add(region.FirstBlockOrdinal);
         var count = new Dictionary<int, int>();
         FlowState? result = null;
-        while (pending.Count > 0)
+        while (!pending.IsEmpty)
         {
-            int ordinal = pending.Min;
-            pending.Remove(ordinal);
+            int ordinal = pending.TakeLowest();
             count[ordinal] = count.TryGetValue(ordinal, out int n) ? n + 1 : 1;
             if (count[ordinal] > MaxVisitsPerBlock)
                 continue;
@@ -173,7 +180,7 @@ internal sealed partial class BodyAnalysis
                 entryStates[ordinal] = entryStates[ordinal] is { } seen ? FlowState.Join(seen, local[ordinal]) : local[ordinal];
             BasicBlock block = graph.Blocks[ordinal];
             FlowState after = Transfer(block, local[ordinal]);
-            foreach (var (branch, state) in Successors(block, after))
+            foreach (var (branch, state) in SuccessorsOf(block, after))
             {
                 FlowState through = ThroughFinally(branch, state, null);
                 if (branch.Semantics == ControlFlowBranchSemantics.StructuredExceptionHandling || branch.Destination is null)
@@ -198,19 +205,58 @@ internal sealed partial class BodyAnalysis
     }
 
     /// <summary>The successors a block's state flows to; a branch that a known trylock local rules out is not taken.</summary>
-    private IEnumerable<(ControlFlowBranch Branch, FlowState State)> Successors(BasicBlock block, FlowState state)
+    private Successors SuccessorsOf(BasicBlock block, FlowState state)
     {
         if (block.ConditionalSuccessor is { } conditional)
         {
             bool conditionalTakenWhen = block.ConditionKind == ControlFlowConditionKind.WhenTrue;
-            if (AfterCondition(block.BranchValue, conditionalTakenWhen, state) is { } taken)
-                yield return (conditional, taken);
-            if (block.FallThroughSuccessor is { } otherwise && AfterCondition(block.BranchValue, !conditionalTakenWhen, state) is { } notTaken)
-                yield return (otherwise, notTaken);
+            var taken = AfterCondition(block.BranchValue, conditionalTakenWhen, state) is { } whenTaken ? (conditional, whenTaken) : default;
+            var notTaken = block.FallThroughSuccessor is { } otherwise && AfterCondition(block.BranchValue, !conditionalTakenWhen, state) is { } whenNot
+                ? (otherwise, whenNot) : default;
+            return new Successors(taken, notTaken);
         }
-        else if (block.FallThroughSuccessor is { } next)
+
+        return new Successors(block.FallThroughSuccessor is { } next ? (next, state) : default, default);
+    }
+
+    /// <summary>At most two (branch, state) pairs, a missing one with a null branch; a value, so that a visit allocates no iterator.</summary>
+    private readonly struct Successors
+    {
+        private readonly (ControlFlowBranch? Branch, FlowState? State) first;
+        private readonly (ControlFlowBranch? Branch, FlowState? State) second;
+
+        public Successors((ControlFlowBranch? Branch, FlowState? State) first, (ControlFlowBranch? Branch, FlowState? State) second)
         {
-            yield return (next, state);
+            this.first = first;
+            this.second = second;
+        }
+
+        public Enumerator GetEnumerator() => new(this);
+
+        public struct Enumerator
+        {
+            private readonly Successors successors;
+            private int index;
+
+            public Enumerator(Successors successors)
+            {
+                this.successors = successors;
+                index = -1;
+            }
+
+            public (ControlFlowBranch Branch, FlowState State) Current =>
+                index == 0 ? (successors.first.Branch!, successors.first.State!) : (successors.second.Branch!, successors.second.State!);
+
+            public bool MoveNext()
+            {
+                while (++index < 2)
+                {
+                    if ((index == 0 ? successors.first.Branch : successors.second.Branch) is not null)
+                        return true;
+                }
+
+                return false;
+            }
         }
     }
 
@@ -245,7 +291,7 @@ internal sealed partial class BodyAnalysis
             // the local knows the branch was taken; stored anywhere else, the call is tested directly.
             if (condition is ISimpleAssignmentOperation assignment)
             {
-                if (assignment.Target is ILocalReferenceOperation && Path(assignment.Target) is { } stored && state.Trylocks.TryGetValue(stored, out var assigned))
+                if (assignment.Target is ILocalReferenceOperation && Path(assignment.Target) is { } stored && state.TryGetTrylock(stored, out var assigned))
                     return AfterTrylockTest(stored, assigned, value, state);
                 condition = assignment.Value;
                 continue;
@@ -268,7 +314,7 @@ internal sealed partial class BodyAnalysis
                 foreach (SectionSpec section in context.EffectsOf(call.TargetMethod).EntersIfTrue)
                     state = state.Enter(IdOf(section, call), OriginOf(call, section));
                 return state;
-            case ILocalReferenceOperation when Path(condition) is { } local && state.Trylocks.TryGetValue(local, out var trylock):
+            case ILocalReferenceOperation when Path(condition) is { } local && state.TryGetTrylock(local, out var trylock):
                 return AfterTrylockTest(local, trylock, value, state);
             default:
                 return state;

@@ -64,7 +64,7 @@ internal sealed class Collector
         if (exits.Count > 0)
         {
             FlowState joined = exits.Aggregate(FlowState.Join);
-            deltas = joined.Sections
+            deltas = joined.Sections.Entries()
                 .Where(p => !p.Value.FromCaller && p.Value.Min == p.Value.Max && p.Value.Min != 0)
                 .Select(p => new SectionDelta(p.Key, p.Value.Min))
                 .ToImmutableArray();

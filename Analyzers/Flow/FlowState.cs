@@ -1,6 +1,7 @@
 using System;
 using System.Collections.Generic;
 using System.Collections.Immutable;
+using System.Diagnostics.CodeAnalysis;
 using System.Linq;
 using Microsoft.CodeAnalysis;
 
@@ -41,50 +42,75 @@ internal sealed class FlowState : IEquatable<FlowState>
 {
     private const int MaxOriginsPerValue = 4;
 
-    public static readonly FlowState Empty = new(
-        ImmutableDictionary<SectionId, SectionCount>.Empty,
-        ImmutableDictionary<string, ImmutableArray<AllocationOrigin>>.Empty.WithComparers(StringComparer.Ordinal),
-        ImmutableDictionary<string, TrylockResult>.Empty.WithComparers(StringComparer.Ordinal));
+    public static readonly FlowState Empty = new(default, default, default);
 
-    public FlowState(ImmutableDictionary<SectionId, SectionCount> sections, ImmutableDictionary<string, ImmutableArray<AllocationOrigin>> values,
-        ImmutableDictionary<string, TrylockResult> trylocks)
+    private readonly SmallMap<string, ImmutableArray<AllocationOrigin>> values;
+    private readonly SmallMap<string, TrylockResult> trylocks;
+
+    private FlowState(SmallMap<SectionId, SectionCount> sections, SmallMap<string, ImmutableArray<AllocationOrigin>> values,
+        SmallMap<string, TrylockResult> trylocks)
     {
         Sections = sections;
-        Values = values;
-        Trylocks = trylocks;
+        this.values = values;
+        this.trylocks = trylocks;
     }
 
-    public ImmutableDictionary<SectionId, SectionCount> Sections { get; }
+    /// <summary>The sections some path holds here (or released from the caller), in the order they were entered.</summary>
+    public SmallMap<SectionId, SectionCount> Sections { get; }
 
-    public ImmutableDictionary<string, ImmutableArray<AllocationOrigin>> Values { get; }
+    /// <summary>The allocations the value at an access path may come from.</summary>
+    public bool TryGetOrigins(string path, out ImmutableArray<AllocationOrigin> origins) => values.TryGetValue(path, out origins);
 
-    /// <summary>The bool locals that hold a trylock's result, by access path.</summary>
-    public ImmutableDictionary<string, TrylockResult> Trylocks { get; }
+    /// <summary>The trylock whose result the bool local holds.</summary>
+    public bool TryGetTrylock(string local, [MaybeNullWhen(false)] out TrylockResult trylock) => trylocks.TryGetValue(local, out trylock);
 
-    /// <summary>The atomic section that every path holds here, if any (the earliest entered).</summary>
-    public SectionCount? MustAtomic() => Sections
-        .Where(p => p.Value.Min > 0 && SectionFacts.IsAtomic(p.Key.Kind))
-        .OrderBy(p => p.Value.Origin.Location.SourceSpan.Start)
-        .ThenBy(p => p.Key.Lock is null ? 1 : 0)
-        .Select(p => p.Value)
-        .FirstOrDefault();
+    /// <summary>The atomic section that every path holds here, if any (the earliest entered; of one call's sections, the lock's).</summary>
+    public SectionCount? MustAtomic()
+    {
+        SectionCount? earliest = null;
+        bool earliestNamesNoLock = false;
+        for (int i = 0; i < Sections.Count; i++)
+        {
+            var (id, count) = (Sections[i].Key, Sections[i].Value);
+            if (count.Min <= 0 || !SectionFacts.IsAtomic(id.Kind))
+                continue;
+            int start = count.Origin.Location.SourceSpan.Start;
+            int best = earliest?.Origin.Location.SourceSpan.Start ?? int.MaxValue;
+            if (start < best || start == best && earliestNamesNoLock && id.Lock is not null)
+            {
+                earliest = count;
+                earliestNamesNoLock = id.Lock is null;
+            }
+        }
+
+        return earliest;
+    }
 
     /// <summary>Whether some path holds a section that pins the current CPU.</summary>
-    public bool MayPinCpu() => Sections.Any(p => p.Value.Max > 0 && SectionFacts.PinsCpu(p.Key.Kind));
+    public bool MayPinCpu()
+    {
+        for (int i = 0; i < Sections.Count; i++)
+        {
+            if (Sections[i].Value.Max > 0 && SectionFacts.PinsCpu(Sections[i].Key.Kind))
+                return true;
+        }
 
-    public FlowState WithSections(ImmutableDictionary<SectionId, SectionCount> sections) => new(sections, Values, Trylocks);
+        return false;
+    }
 
-    public FlowState WithTrylock(string local, TrylockResult trylock) => new(Sections, Values, Trylocks.SetItem(local, trylock));
+    public FlowState WithTrylock(string local, TrylockResult trylock) => new(Sections, values, trylocks.SetItem(local, trylock));
 
-    private FlowState WithCount(SectionId id, SectionCount count) =>
-        WithSections(count is { Min: 0, Max: 0 } ? Sections.Remove(id) : Sections.SetItem(id, count));
+    private FlowState WithSections(SmallMap<SectionId, SectionCount> sections) => new(sections, values, trylocks);
+
+    private static SmallMap<SectionId, SectionCount> WithCount(SmallMap<SectionId, SectionCount> sections, SectionId id, SectionCount? count) =>
+        count is null or { Min: 0, Max: 0 } ? sections.Remove(id) : sections.SetItem(id, count);
 
     public FlowState Enter(SectionId id, SectionOrigin origin, bool fromCaller = false)
     {
         SectionCount count = Sections.TryGetValue(id, out var existing)
             ? existing.Shift(1) with { Origin = existing.Max > 0 ? existing.Origin : origin }
             : new SectionCount(1, 1, origin, fromCaller);
-        return WithCount(id, count);
+        return WithSections(WithCount(Sections, id, count));
     }
 
     /// <summary>Leaves the matching section; with no match on any path it records a release of the caller's section.</summary>
@@ -94,7 +120,7 @@ internal sealed class FlowState : IEquatable<FlowState>
         if (Sections.TryGetValue(match, out var existing))
         {
             before = existing;
-            return WithCount(match, existing.Shift(-1));
+            return WithSections(WithCount(Sections, match, existing.Shift(-1)));
         }
 
         before = null;
@@ -105,45 +131,50 @@ internal sealed class FlowState : IEquatable<FlowState>
     {
         if (Sections.TryGetValue(id, out var exact) && exact.Max > 0)
             return id;
-        // A lock we cannot name matches any held lock of the same kind, and vice versa.
-        foreach (var pair in Sections.OrderBy(p => p.Value.Origin.Location.SourceSpan.Start))
+        // A lock we cannot name matches any held lock of the same kind, and vice versa: the earliest entered.
+        SectionId match = id;
+        int earliest = int.MaxValue;
+        for (int i = 0; i < Sections.Count; i++)
         {
-            if (pair.Key.Kind == id.Kind && pair.Value.Max > 0 && (id.Lock is null || pair.Key.Lock is null))
-                return pair.Key;
+            var (held, count) = (Sections[i].Key, Sections[i].Value);
+            int start = count.Origin.Location.SourceSpan.Start;
+            if (held.Kind == id.Kind && count.Max > 0 && (id.Lock is null || held.Lock is null) && start < earliest)
+            {
+                match = held;
+                earliest = start;
+            }
         }
 
-        return id;
+        return match;
     }
 
     public FlowState SetValue(string key, ImmutableArray<AllocationOrigin> origins)
     {
-        var values = Forget(key);
+        var kept = Forget(key);
         if (!origins.IsDefaultOrEmpty)
-            values = values.SetItem(key, origins);
-        return With(values, Trylocks.Remove(key));
+            kept = kept.SetItem(key, origins);
+        return With(kept, trylocks.Remove(key));
     }
 
     /// <summary>Forgets what we knew about the path and every path below it (an assignment to <c>dev</c> changes <c>dev.buf</c>).</summary>
-    public FlowState Kill(string key) => With(Forget(key), Trylocks.Remove(key));
+    public FlowState Kill(string key) => With(Forget(key), trylocks.Remove(key));
 
     /// <summary>This state when nothing changed (most flow captures and kills), else a new one.</summary>
-    private FlowState With(ImmutableDictionary<string, ImmutableArray<AllocationOrigin>> values, ImmutableDictionary<string, TrylockResult> trylocks) =>
-        ReferenceEquals(values, Values) && ReferenceEquals(trylocks, Trylocks) ? this : new FlowState(Sections, values, trylocks);
+    private FlowState With(SmallMap<string, ImmutableArray<AllocationOrigin>> newValues, SmallMap<string, TrylockResult> newTrylocks) =>
+        newValues.IsSameAs(values) && newTrylocks.IsSameAs(trylocks) ? this : new FlowState(Sections, newValues, newTrylocks);
 
-    /// <summary>The values without the path and the paths below it; the same dictionary when there were none (most flow captures).</summary>
-    private ImmutableDictionary<string, ImmutableArray<AllocationOrigin>> Forget(string key)
+    /// <summary>The values without the path and the paths below it; the same map when there were none (most flow captures).</summary>
+    private SmallMap<string, ImmutableArray<AllocationOrigin>> Forget(string key)
     {
-        if (Values.IsEmpty)
-            return Values;
-        var values = Values.Remove(key);
-        foreach (var pair in Values)
+        var kept = values;
+        for (int i = 0; i < values.Count; i++)
         {
-            string existing = pair.Key;
-            if (existing.Length > key.Length && existing[key.Length] == '.' && existing.StartsWith(key, StringComparison.Ordinal))
-                values = values.Remove(existing);
+            string existing = values[i].Key;
+            if (existing == key || existing.Length > key.Length && existing[key.Length] == '.' && existing.StartsWith(key, StringComparison.Ordinal))
+                kept = kept.Remove(existing);
         }
 
-        return values;
+        return kept;
     }
 
     public static FlowState Join(FlowState a, FlowState b)
@@ -151,36 +182,37 @@ internal sealed class FlowState : IEquatable<FlowState>
         if (a.Equals(b))
             return a;
         var trylocks = JoinTrylocks(ref a, ref b);
-        var sections = ImmutableDictionary.CreateBuilder<SectionId, SectionCount>();
-        // a's sections, then those only b has: the order in which the union of the keys lists them.
-        foreach (var pair in a.Sections)
+        var sections = new List<KeyValuePair<SectionId, SectionCount>>(a.Sections.Count + b.Sections.Count);
+        // a's sections, then those only b has.
+        for (int i = 0; i < a.Sections.Count; i++)
         {
-            SectionCount x = pair.Value;
-            SectionCount joined = b.Sections.TryGetValue(pair.Key, out var y)
+            var (id, x) = (a.Sections[i].Key, a.Sections[i].Value);
+            SectionCount joined = b.Sections.TryGetValue(id, out var y)
                 ? new SectionCount(Math.Min(x.Min, y.Min), Math.Max(x.Max, y.Max), Earlier(x.Origin, y.Origin), x.FromCaller && y.FromCaller)
                 : x with { Min = Math.Min(0, x.Min), Max = Math.Max(0, x.Max) };
             if (joined.Min != 0 || joined.Max != 0)
-                sections[pair.Key] = joined;
+                sections.Add(new KeyValuePair<SectionId, SectionCount>(id, joined));
         }
 
-        foreach (var pair in b.Sections)
+        for (int i = 0; i < b.Sections.Count; i++)
         {
-            SectionCount y = pair.Value;
-            if (!a.Sections.ContainsKey(pair.Key) && (Math.Min(0, y.Min) != 0 || Math.Max(0, y.Max) != 0))
-                sections[pair.Key] = y with { Min = Math.Min(0, y.Min), Max = Math.Max(0, y.Max) };
+            var (id, y) = (b.Sections[i].Key, b.Sections[i].Value);
+            if (!a.Sections.ContainsKey(id) && (Math.Min(0, y.Min) != 0 || Math.Max(0, y.Max) != 0))
+                sections.Add(new KeyValuePair<SectionId, SectionCount>(id, y with { Min = Math.Min(0, y.Min), Max = Math.Max(0, y.Max) }));
         }
 
         // A value keeps every allocation it may come from: a path that knows nothing adds nothing.
-        var values = a.Values;
-        foreach (var pair in b.Values)
+        var values = a.values;
+        for (int i = 0; i < b.values.Count; i++)
         {
-            if (!values.TryGetValue(pair.Key, out var mine))
-                values = values.SetItem(pair.Key, pair.Value);
-            else if (!SameOrigins(mine, pair.Value))
-                values = values.SetItem(pair.Key, Union(mine, pair.Value));
+            var (key, theirs) = (b.values[i].Key, b.values[i].Value);
+            if (!values.TryGetValue(key, out var mine))
+                values = values.SetItem(key, theirs);
+            else if (!SameOrigins(mine, theirs))
+                values = values.SetItem(key, Union(mine, theirs));
         }
 
-        return new FlowState(sections.ToImmutable(), values, trylocks);
+        return new FlowState(SmallMap<SectionId, SectionCount>.Of(sections), values, trylocks);
     }
 
     /// <summary>
@@ -188,24 +220,25 @@ internal sealed class FlowState : IEquatable<FlowState>
     /// holds exactly its sections once more than a path that did not joins it as the untested local
     /// (the sections counted as on the other path): <c>if (ok) work(); ... if (ok) spin_unlock(lk);</c>.
     /// </summary>
-    private static ImmutableDictionary<string, TrylockResult> JoinTrylocks(ref FlowState a, ref FlowState b)
+    private static SmallMap<string, TrylockResult> JoinTrylocks(ref FlowState a, ref FlowState b)
     {
-        var joined = Empty.Trylocks;
-        foreach (var pair in a.Trylocks)
+        SmallMap<string, TrylockResult> joined = default;
+        for (int i = 0; i < a.trylocks.Count; i++)
         {
-            if (!b.Trylocks.TryGetValue(pair.Key, out var other) || other.Sections != pair.Value.Sections)
+            var (local, mine) = (a.trylocks[i].Key, a.trylocks[i].Value);
+            if (!b.trylocks.TryGetValue(local, out var other) || other.Sections != mine.Sections)
                 continue;
-            if (other.Known == pair.Value.Known)
+            if (other.Known == mine.Known)
             {
-                joined = joined.SetItem(pair.Key, pair.Value);
+                joined = joined.SetItem(local, mine);
                 continue;
             }
 
-            bool consistent = pair.Value.Known == true ? HoldsOnceMore(ref a, b, pair.Value)
-                : other.Known != true || HoldsOnceMore(ref b, a, pair.Value);
+            bool consistent = mine.Known == true ? HoldsOnceMore(ref a, b, mine)
+                : other.Known != true || HoldsOnceMore(ref b, a, mine);
             if (!consistent)
                 continue;
-            joined = joined.SetItem(pair.Key, pair.Value with { Known = null });
+            joined = joined.SetItem(local, mine with { Known = null });
         }
 
         return joined;
@@ -221,7 +254,7 @@ internal sealed class FlowState : IEquatable<FlowState>
             other.Sections.TryGetValue(id, out var theirs);
             if (mine is null || mine.Min != (theirs?.Min ?? 0) + 1 || mine.Max != (theirs?.Max ?? 0) + 1)
                 return false;
-            sections = theirs is null ? sections.Remove(id) : sections.SetItem(id, theirs);
+            sections = WithCount(sections, id, theirs);
         }
 
         taken = taken.WithSections(sections);
@@ -235,29 +268,30 @@ internal sealed class FlowState : IEquatable<FlowState>
     private static SectionOrigin Earlier(SectionOrigin x, SectionOrigin y) =>
         x.Location.SourceSpan.Start <= y.Location.SourceSpan.Start ? x : y;
 
+    /// <summary>The same sections, values and trylock locals, in any order (paths enter sections in different orders).</summary>
     public bool Equals(FlowState? other)
     {
         if (other is null)
             return false;
         if (ReferenceEquals(this, other))
             return true;
-        if (Sections.Count != other.Sections.Count || Values.Count != other.Values.Count || Trylocks.Count != other.Trylocks.Count)
+        if (Sections.Count != other.Sections.Count || values.Count != other.values.Count || trylocks.Count != other.trylocks.Count)
             return false;
-        foreach (var pair in Trylocks)
+        for (int i = 0; i < trylocks.Count; i++)
         {
-            if (!other.Trylocks.TryGetValue(pair.Key, out var trylock) || trylock != pair.Value)
+            if (!other.trylocks.TryGetValue(trylocks[i].Key, out var trylock) || trylock != trylocks[i].Value)
                 return false;
         }
 
-        foreach (var pair in Sections)
+        for (int i = 0; i < Sections.Count; i++)
         {
-            if (!other.Sections.TryGetValue(pair.Key, out var count) || count != pair.Value)
+            if (!other.Sections.TryGetValue(Sections[i].Key, out var count) || count != Sections[i].Value)
                 return false;
         }
 
-        foreach (var pair in Values)
+        for (int i = 0; i < values.Count; i++)
         {
-            if (!other.Values.TryGetValue(pair.Key, out var origins) || !SameOrigins(origins, pair.Value))
+            if (!other.values.TryGetValue(values[i].Key, out var origins) || !SameOrigins(origins, values[i].Value))
                 return false;
         }
 
@@ -281,5 +315,5 @@ internal sealed class FlowState : IEquatable<FlowState>
 
     public override bool Equals(object? obj) => Equals(obj as FlowState);
 
-    public override int GetHashCode() => Sections.Count * 31 + Values.Count;
+    public override int GetHashCode() => Sections.Count * 31 + values.Count;
 }

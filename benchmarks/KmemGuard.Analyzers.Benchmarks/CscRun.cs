@@ -5,29 +5,51 @@ using System.Globalization;
 using System.IO;
 using System.Linq;
 using System.Runtime.InteropServices;
+using System.Threading;
 using KmemGuard.Analyzers.Corpus;
 
 namespace KmemGuard.Analyzers.Benchmarks;
 
 /// <summary>
-/// The compile time a command-line build pays: the SDK's csc compiles the corpus written to disk, with
-/// and without <c>/analyzer:KmemGuard.Analyzers.dll</c>, on one thread (<c>/parallel-</c>), the two
-/// cases alternating. In a build the analyzers use the compiler's own binding and events, so this is
-/// the figure the 10 % goal is about; the in-process <see cref="QuickRun"/> drives the analyzers
-/// through CompilationWithAnalyzers, which compiles once more. CPU time is the child processes' user +
-/// system time (getrusage), including process start and the JIT of the analyzers.
+/// The compile time a real build pays: the SDK's csc compiles the corpus written to disk, on one
+/// thread (<c>/parallel-</c>), in four cases that alternate round by round: no analyzers; KmemGuard
+/// alone; the analyzers and generators every SDK project gets by default (the .NET analyzers with the
+/// default analysis level, and the targeting pack's source generators); and those plus KmemGuard.
+/// The last against the third is what adding KmemGuard to a project costs.
+/// <para>
+/// Cold (the default): a fresh csc process per compile, as in a CI build with
+/// <c>UseSharedCompilation=false</c>: process start and the JIT of compiler and analyzers are
+/// included. CPU time is the child's user + system time (getrusage).
+/// </para>
+/// <para>
+/// <c>--server</c>: a compiler server (VBCSCompiler) kept warm across compiles, as <c>dotnet build</c>
+/// uses by default; the warm-up rounds bring its code to steady state. CPU time is the server
+/// process's own (from /proc), without the small client process.
+/// </para>
+/// <para><c>--compare DLL</c> adds a fifth case, the SDK analyzers plus another KmemGuard.Analyzers
+/// build, so that two builds are measured in the same rounds. With <c>--server</c> that case has a
+/// server of its own: a server that is handed a second assembly of the same name shuts down.</para>
 /// </summary>
 internal static class CscRun
 {
     private const int RusageChildren = -1;
+    private const int ScClockTicks = 2;
+    private const string Compiler = "compiler";
+    private const string KmemGuardAlone = "+ KmemGuard";
+    private const string Sdk = "+ SDK analyzers";
+    private const string SdkAndKmemGuard = "+ SDK analyzers + KmemGuard";
+    private const string SdkAndCompared = "+ SDK analyzers + compared build";
 
-    public static void Run(int[] sizes, int rounds, int warmups)
+    public static void Run(int[] sizes, int rounds, int warmups, bool server, string? compared)
     {
-        string csc = Path.Combine(Path.GetDirectoryName(Path.GetDirectoryName(RuntimeEnvironment.GetRuntimeDirectory().TrimEnd('/'))!)!,
-            "..", "sdk", SdkVersion(), "Roslyn", "bincore", "csc.dll");
-        csc = Path.GetFullPath(csc);
+        string roslyn = Path.Combine(DotnetRoot(), "sdk", SdkVersion(), "Roslyn", "bincore");
+        string csc = Path.Combine(roslyn, "csc.dll");
         string analyzer = typeof(SleepInAtomicAnalyzer).Assembly.Location;
-        Console.WriteLine($"{csc}, {warmups} warm-up and {rounds} measured rounds, /parallel-");
+        IReadOnlyList<string> sdkAnalyzers = SdkAnalyzerArguments();
+        Console.WriteLine($"{csc}, {(server ? "a warm compiler server" : "a cold process per compile")}, {warmups} warm-up and {rounds} measured rounds, /parallel-");
+        Console.WriteLine($"KmemGuard: {analyzer}" + (compared is null ? "" : $"; compared build: {compared}"));
+        using CompilerServer? compilerServer = server ? CompilerServer.Start(roslyn, "kmemguard") : null;
+        using CompilerServer? comparedServer = server && compared is not null ? CompilerServer.Start(roslyn, "compared") : null;
         var rows = new List<string>();
         foreach (int files in sizes)
         {
@@ -36,17 +58,23 @@ internal static class CscRun
             GeneratedCorpus corpus = CorpusGenerator.Generate(files, seedBugs: true);
             foreach (var (path, text) in corpus.Files)
                 File.WriteAllText(Path.Combine(directory, path), text);
-            string plain = ResponseFile(directory, corpus, null);
-            string analyzed = ResponseFile(directory, corpus, analyzer);
-            var cases = new[] { ("compiler", plain), ("+ KmemGuard", analyzed) };
-            var samples = cases.ToDictionary(c => c.Item1, _ => new List<(double Wall, double Cpu)>());
+            var cases = new List<(string Name, string Rsp, CompilerServer? Server)>
+            {
+                (Compiler, ResponseFile(directory, corpus, "plain", Array.Empty<string>()), compilerServer),
+                (KmemGuardAlone, ResponseFile(directory, corpus, "kmemguard", new[] { "/analyzer:\"" + analyzer + "\"" }), compilerServer),
+                (Sdk, ResponseFile(directory, corpus, "sdk", sdkAnalyzers), compilerServer),
+                (SdkAndKmemGuard, ResponseFile(directory, corpus, "sdk-kmemguard", sdkAnalyzers.Append("/analyzer:\"" + analyzer + "\"").ToArray()), compilerServer),
+            };
+            if (compared is not null)
+                cases.Add((SdkAndCompared, ResponseFile(directory, corpus, "sdk-compared", sdkAnalyzers.Append("/analyzer:\"" + compared + "\"").ToArray()), comparedServer));
+            var samples = cases.ToDictionary(c => c.Name, _ => new List<(double Wall, double Cpu)>());
             string loadBefore = QuickRun.LoadAverage();
             for (int round = 0; round < warmups + rounds; round++)
             {
-                for (int i = 0; i < cases.Length; i++)
+                for (int i = 0; i < cases.Count; i++)
                 {
-                    var (name, rsp) = cases[(round + i) % cases.Length];
-                    var sample = Compile(csc, rsp);
+                    var (name, rsp, caseServer) = cases[(round + i) % cases.Count];
+                    var sample = caseServer is null ? CompileCold(csc, rsp) : caseServer.Compile(csc, rsp);
                     if (round >= warmups)
                         samples[name].Add(sample);
                     Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
@@ -54,20 +82,33 @@ internal static class CscRun
                 }
             }
 
-            var c = samples["compiler"];
-            var k = samples["+ KmemGuard"];
-            double[] overhead = Enumerable.Range(0, c.Count).Select(r => (k[r].Cpu - c[r].Cpu) / c[r].Cpu).ToArray();
-            double[] own = Enumerable.Range(0, c.Count).Select(r => k[r].Cpu - c[r].Cpu).ToArray();
-            rows.Add(string.Create(CultureInfo.InvariantCulture,
-                $"| {files} | {corpus.Lines:N0} | {loadBefore} → {QuickRun.LoadAverage()} | {QuickRun.Summary(c.Select(s => s.Cpu).ToArray())} | {QuickRun.Summary(k.Select(s => s.Cpu).ToArray())} "
-                + $"| {QuickRun.Spread(own, "N0")} | {QuickRun.Spread(overhead, "P1")} | {QuickRun.Verdict(overhead)} |"));
+            string load = loadBefore + " → " + QuickRun.LoadAverage();
+            double[] Cpu(string name) => samples[name].Select(s => s.Cpu).ToArray();
+            double[] Over(string measured, string baseline) =>
+                Enumerable.Range(0, rounds).Select(r => (samples[measured][r].Cpu - samples[baseline][r].Cpu) / samples[baseline][r].Cpu).ToArray();
+            string Row(string measured, string baseline)
+            {
+                double[] overhead = Over(measured, baseline);
+                double[] added = Enumerable.Range(0, rounds).Select(r => samples[measured][r].Cpu - samples[baseline][r].Cpu).ToArray();
+                return string.Create(CultureInfo.InvariantCulture,
+                    $"| {files} | {load} | {measured} over {baseline} | {QuickRun.Summary(Cpu(baseline))} | {QuickRun.Summary(Cpu(measured))} | {QuickRun.Spread(added, "N0")} | {QuickRun.Spread(overhead, "P1")} | {QuickRun.Verdict(overhead)} |");
+            }
+
+            rows.Add(Row(SdkAndKmemGuard, Sdk));
+            if (compared is not null)
+                rows.Add(Row(SdkAndCompared, Sdk));
+            rows.Add(Row(KmemGuardAlone, Compiler));
+            rows.Add(Row(Sdk, Compiler));
         }
 
         Console.WriteLine();
-        Console.WriteLine("| files | lines | load (1 min, start → end) | csc CPU (ms): median (min–max) | csc + KmemGuard CPU (ms) | analyzers' time (ms) | KmemGuard over compiler | ≤ 10 % |");
+        Console.WriteLine("| files | load (1 min, start → end) | case | baseline CPU (ms): median (min–max) | case CPU (ms) | added (ms): median [IQR] | overhead: median [IQR] | ≤ 10 % |");
         Console.WriteLine("|---|---|---|---|---|---|---|---|");
         rows.ForEach(Console.WriteLine);
     }
+
+    private static string DotnetRoot() =>
+        Path.GetFullPath(Path.Combine(RuntimeEnvironment.GetRuntimeDirectory(), "..", "..", ".."));
 
     private static string SdkVersion()
     {
@@ -78,31 +119,63 @@ internal static class CscRun
         return version;
     }
 
-    private static string ResponseFile(string directory, GeneratedCorpus corpus, string? analyzer)
+    /// <summary>
+    /// What <c>dotnet build</c> passes to csc for a net10.0 project with default settings: the SDK's
+    /// .NET analyzers with the default analysis level's configuration, and the source generators of
+    /// the targeting pack (seen in a <c>-v:detailed</c> build of <c>dotnet new classlib</c>).
+    /// </summary>
+    private static IReadOnlyList<string> SdkAnalyzerArguments()
+    {
+        string root = DotnetRoot();
+        string sdkAnalyzers = Path.Combine(root, "sdk", SdkVersion(), "Sdks", "Microsoft.NET.Sdk", "analyzers");
+        string runtimeVersion = RuntimeInformation.FrameworkDescription.Split(' ').Last();
+        string packAnalyzers = Path.Combine(root, "packs", "Microsoft.NETCore.App.Ref", runtimeVersion, "analyzers", "dotnet", "cs");
+        string config = Path.Combine(sdkAnalyzers, "build", "config", $"analysislevel_{Environment.Version.Major}_default.globalconfig");
+        var paths = new[]
+        {
+            Path.Combine(sdkAnalyzers, "Microsoft.CodeAnalysis.NetAnalyzers.dll"),
+            Path.Combine(sdkAnalyzers, "Microsoft.CodeAnalysis.CSharp.NetAnalyzers.dll"),
+            config,
+        };
+        string? missing = paths.FirstOrDefault(p => !File.Exists(p)) ?? (Directory.Exists(packAnalyzers) ? null : packAnalyzers);
+        if (missing is not null)
+            throw new InvalidOperationException("The SDK's default analyzers were not found where expected: " + missing);
+        return Directory.GetFiles(packAnalyzers, "*.dll").OrderBy(p => p, StringComparer.Ordinal)
+            .Concat(paths.Take(2))
+            .Select(p => "/analyzer:\"" + p + "\"")
+            .Append("/analyzerconfig:\"" + config + "\"")
+            .ToArray();
+    }
+
+    private static string ResponseFile(string directory, GeneratedCorpus corpus, string name, IReadOnlyList<string> analyzerArguments)
     {
         var lines = new List<string> { "/noconfig", "/nostdlib+", "/nologo", "/target:library", "/nullable:enable", "/langversion:latest", "/parallel-", "/deterministic+",
-            "/out:" + Path.Combine(directory, analyzer is null ? "plain.dll" : "analyzed.dll") };
+            "/out:" + Path.Combine(directory, name + ".dll") };
         lines.AddRange(CorpusCompilation.ReferencePaths().Select(r => "/reference:\"" + r + "\""));
-        if (analyzer is not null)
-            lines.Add("/analyzer:\"" + analyzer + "\"");
+        lines.AddRange(analyzerArguments);
         lines.AddRange(corpus.Files.Select(f => "\"" + Path.Combine(directory, f.Path) + "\""));
-        string rsp = Path.Combine(directory, analyzer is null ? "plain.rsp" : "analyzed.rsp");
+        string rsp = Path.Combine(directory, name + ".rsp");
         File.WriteAllLines(rsp, lines);
         return rsp;
     }
 
-    private static (double Wall, double Cpu) Compile(string csc, string rsp)
+    private static (double Wall, double Cpu) CompileCold(string csc, string rsp)
     {
         double cpuBefore = ChildrenCpuMilliseconds();
         var watch = Stopwatch.StartNew();
-        var info = new ProcessStartInfo("dotnet", $"\"{csc}\" @\"{rsp}\"") { RedirectStandardOutput = true };
+        RunClient(csc, rsp, null);
+        return (watch.Elapsed.TotalMilliseconds, ChildrenCpuMilliseconds() - cpuBefore);
+    }
+
+    private static void RunClient(string csc, string rsp, string? pipe)
+    {
+        string shared = pipe is null ? "" : $"/shared:{pipe} ";
+        var info = new ProcessStartInfo("dotnet", $"\"{csc}\" {shared}@\"{rsp}\"") { RedirectStandardOutput = true };
         using Process process = Process.Start(info)!;
         string output = process.StandardOutput.ReadToEnd();
         process.WaitForExit();
-        double wall = watch.Elapsed.TotalMilliseconds;
         if (process.ExitCode != 0)
             throw new InvalidOperationException("csc failed: " + output);
-        return (wall, ChildrenCpuMilliseconds() - cpuBefore);
     }
 
     private static double ChildrenCpuMilliseconds()
@@ -115,6 +188,9 @@ internal static class CscRun
     [DllImport("libc", SetLastError = true)]
     private static extern int getrusage(int who, out Rusage usage);
 
+    [DllImport("libc", SetLastError = true)]
+    private static extern long sysconf(int name);
+
     /// <summary>struct rusage on 64-bit Linux: two timevals, then 14 longs this does not read.</summary>
     [StructLayout(LayoutKind.Sequential, Size = 144)]
     private struct Rusage
@@ -123,5 +199,67 @@ internal static class CscRun
         public long UserMicroseconds;
         public long SystemSeconds;
         public long SystemMicroseconds;
+    }
+
+    /// <summary>A VBCSCompiler process of our own, on a pipe name nobody else uses.</summary>
+    private sealed class CompilerServer : IDisposable
+    {
+        private readonly Process process;
+        private readonly string pipe;
+        private readonly double millisecondsPerTick = 1000.0 / sysconf(ScClockTicks);
+
+        private CompilerServer(Process process, string pipe)
+        {
+            this.process = process;
+            this.pipe = pipe;
+        }
+
+        public static CompilerServer Start(string roslyn, string name)
+        {
+            string pipe = "kmemguard-bench-" + name + "-" + Environment.ProcessId.ToString(CultureInfo.InvariantCulture);
+            var info = new ProcessStartInfo("dotnet", $"\"{Path.Combine(roslyn, "VBCSCompiler.dll")}\" -pipename:{pipe}");
+            var server = new CompilerServer(Process.Start(info)!, pipe);
+            // A client that finds no server starts one of its own, and ours would then not be the one
+            // measured: wait until ours listens (on Unix the server's pipe is a socket file of this name).
+            string socket = Path.Combine(Path.GetTempPath(), pipe);
+            var waited = Stopwatch.StartNew();
+            while (!File.Exists(socket))
+            {
+                if (server.process.HasExited || waited.Elapsed > TimeSpan.FromSeconds(60))
+                    throw new InvalidOperationException("The compiler server did not start listening on " + socket);
+                Thread.Sleep(50);
+            }
+
+            return server;
+        }
+
+        public (double Wall, double Cpu) Compile(string csc, string rsp)
+        {
+            double before = CpuMilliseconds();
+            var watch = Stopwatch.StartNew();
+            RunClient(csc, rsp, pipe);
+            double wall = watch.Elapsed.TotalMilliseconds;
+            double cpu = CpuMilliseconds() - before;
+            // A client that cannot reach the server compiles in its own process: that compile was not measured.
+            if (process.HasExited || cpu == 0)
+                throw new InvalidOperationException("The compile did not run in the compiler server");
+            return (wall, cpu);
+        }
+
+        /// <summary>utime + stime of the server process: fields 14 and 15 of /proc/PID/stat, after the parenthesized name.</summary>
+        private double CpuMilliseconds()
+        {
+            string stat = File.ReadAllText($"/proc/{process.Id}/stat");
+            string[] fields = stat.Substring(stat.LastIndexOf(')') + 2).Split(' ');
+            // fields[0] is field 3 (state), so utime (14) and stime (15) are at 11 and 12.
+            return (long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture)) * millisecondsPerTick;
+        }
+
+        public void Dispose()
+        {
+            if (!process.HasExited)
+                process.Kill(entireProcessTree: true);
+            process.Dispose();
+        }
     }
 }

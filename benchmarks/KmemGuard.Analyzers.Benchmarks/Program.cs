@@ -29,10 +29,16 @@ public static class Program
             BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
     }
 
-    /// <summary><c>quick|csc|telemetry [--rounds N] [--warmups N] [files ...]</c>: 7 measured rounds after 3 warm-up rounds, 200 files, unless told otherwise.</summary>
+    /// <summary>
+    /// <c>quick|csc|telemetry [--rounds N] [--warmups N] [files ...]</c>: 7 measured rounds after 3 warm-up
+    /// rounds, 200 files, unless told otherwise; <c>csc</c> also takes <c>--server</c> and <c>--compare DLL</c>
+    /// (see <see cref="CscRun"/>).
+    /// </summary>
     private static void Quick(string mode, string[] args)
     {
         int rounds = 7, warmups = 3;
+        bool server = false;
+        string? compared = null;
         var sizes = new System.Collections.Generic.List<int>();
         for (int i = 0; i < args.Length; i++)
         {
@@ -44,6 +50,17 @@ public static class Program
                 case "--warmups":
                     warmups = int.Parse(args[++i], CultureInfo.InvariantCulture);
                     break;
+                case "--server" when mode == "csc":
+                    server = true;
+                    break;
+                case "--compare" when mode == "csc":
+                    compared = Path.GetFullPath(args[++i]);
+                    if (!File.Exists(compared))
+                        throw new FileNotFoundException("No analyzer assembly to compare at " + compared);
+                    // The compiler's analyzer loader finds an assembly by its name in its directory.
+                    if (Path.GetFileName(compared) != Path.GetFileName(typeof(SleepInAtomicAnalyzer).Assembly.Location))
+                        throw new ArgumentException("The compared build must keep its file name, KmemGuard.Analyzers.dll (copy it to a directory of its own): " + compared);
+                    break;
                 default:
                     sizes.Add(int.Parse(args[i], CultureInfo.InvariantCulture));
                     break;
@@ -52,7 +69,7 @@ public static class Program
 
         int[] files = sizes.DefaultIfEmpty(200).ToArray();
         if (mode == "csc")
-            CscRun.Run(files, rounds, warmups);
+            CscRun.Run(files, rounds, warmups, server, compared);
         else if (mode == "telemetry")
             QuickRun.Telemetry(files, rounds, warmups);
         else
