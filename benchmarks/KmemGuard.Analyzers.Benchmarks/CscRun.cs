@@ -5,6 +5,7 @@ using System.Globalization;
 using System.IO;
 using System.Linq;
 using System.Runtime.InteropServices;
+using System.Text.RegularExpressions;
 using System.Threading;
 using KmemGuard.Analyzers.Corpus;
 
@@ -26,6 +27,11 @@ namespace KmemGuard.Analyzers.Benchmarks;
 /// uses by default; the warm-up rounds bring its code to steady state. CPU time is the server
 /// process's own (from /proc), without the small client process.
 /// </para>
+/// <para>
+/// The cases with analyzers also pass <c>/reportanalyzer</c>: the analyzer driver then reports the time
+/// spent in KmemGuard's callbacks, the least noisy measure of its own cost in a real build (the
+/// difference of two builds' CPU times carries the noise of both).
+/// </para>
 /// <para><c>--compare DLL</c> adds a fifth case, the SDK analyzers plus another KmemGuard.Analyzers
 /// build, so that two builds are measured in the same rounds. With <c>--server</c> that case has a
 /// server of its own: a server that is handed a second assembly of the same name shuts down.</para>
@@ -45,12 +51,14 @@ internal static class CscRun
         string roslyn = Path.Combine(DotnetRoot(), "sdk", SdkVersion(), "Roslyn", "bincore");
         string csc = Path.Combine(roslyn, "csc.dll");
         string analyzer = typeof(SleepInAtomicAnalyzer).Assembly.Location;
-        IReadOnlyList<string> sdkAnalyzers = SdkAnalyzerArguments();
+        // Every case with analyzers reports their times, so that the reporting's own cost is in all of them.
+        IReadOnlyList<string> sdkAnalyzers = SdkAnalyzerArguments().Append("/reportanalyzer").ToArray();
         Console.WriteLine($"{csc}, {(server ? "a warm compiler server" : "a cold process per compile")}, {warmups} warm-up and {rounds} measured rounds, /parallel-");
         Console.WriteLine($"KmemGuard: {analyzer}" + (compared is null ? "" : $"; compared build: {compared}"));
         using CompilerServer? compilerServer = server ? CompilerServer.Start(roslyn, "kmemguard") : null;
         using CompilerServer? comparedServer = server && compared is not null ? CompilerServer.Start(roslyn, "compared") : null;
         var rows = new List<string>();
+        var ownRows = new List<string>();
         foreach (int files in sizes)
         {
             string directory = Path.Combine(Path.GetTempPath(), "kmemguard-corpus-" + files);
@@ -61,13 +69,13 @@ internal static class CscRun
             var cases = new List<(string Name, string Rsp, CompilerServer? Server)>
             {
                 (Compiler, ResponseFile(directory, corpus, "plain", Array.Empty<string>()), compilerServer),
-                (KmemGuardAlone, ResponseFile(directory, corpus, "kmemguard", new[] { "/analyzer:\"" + analyzer + "\"" }), compilerServer),
+                (KmemGuardAlone, ResponseFile(directory, corpus, "kmemguard", new[] { "/analyzer:\"" + analyzer + "\"", "/reportanalyzer" }), compilerServer),
                 (Sdk, ResponseFile(directory, corpus, "sdk", sdkAnalyzers), compilerServer),
                 (SdkAndKmemGuard, ResponseFile(directory, corpus, "sdk-kmemguard", sdkAnalyzers.Append("/analyzer:\"" + analyzer + "\"").ToArray()), compilerServer),
             };
             if (compared is not null)
                 cases.Add((SdkAndCompared, ResponseFile(directory, corpus, "sdk-compared", sdkAnalyzers.Append("/analyzer:\"" + compared + "\"").ToArray()), comparedServer));
-            var samples = cases.ToDictionary(c => c.Name, _ => new List<(double Wall, double Cpu)>());
+            var samples = cases.ToDictionary(c => c.Name, _ => new List<Sample>());
             string loadBefore = QuickRun.LoadAverage();
             for (int round = 0; round < warmups + rounds; round++)
             {
@@ -78,7 +86,7 @@ internal static class CscRun
                     if (round >= warmups)
                         samples[name].Add(sample);
                     Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                        $"csc {files} files, round {round + 1 - warmups}, {name}: {sample.Cpu:F0} ms CPU, {sample.Wall:F0} ms wall"));
+                        $"csc {files} files, round {round + 1 - warmups}, {name}: {sample.Cpu:F0} ms CPU, {sample.Wall:F0} ms wall, KmemGuard's callbacks {sample.KmemGuard:F0} ms"));
                 }
             }
 
@@ -99,12 +107,39 @@ internal static class CscRun
                 rows.Add(Row(SdkAndCompared, Sdk));
             rows.Add(Row(KmemGuardAlone, Compiler));
             rows.Add(Row(Sdk, Compiler));
+
+            // KmemGuard's callbacks in a build with the SDK analyzers, over the CPU time of the same round's build without KmemGuard.
+            string OwnRow(string measured)
+            {
+                double[] own = samples[measured].Select(s => s.KmemGuard).ToArray();
+                double[] share = Enumerable.Range(0, rounds).Select(r => samples[measured][r].KmemGuard / samples[Sdk][r].Cpu).ToArray();
+                return string.Create(CultureInfo.InvariantCulture,
+                    $"| {files} | {load} | {measured} | {QuickRun.Spread(own, "N0")} | {QuickRun.Summary(Cpu(Sdk))} | {QuickRun.Spread(share, "P1")} | {QuickRun.Verdict(share)} |");
+            }
+
+            ownRows.Add(OwnRow(SdkAndKmemGuard));
+            if (compared is not null)
+                ownRows.Add(OwnRow(SdkAndCompared));
         }
 
         Console.WriteLine();
         Console.WriteLine("| files | load (1 min, start → end) | case | baseline CPU (ms): median (min–max) | case CPU (ms) | added (ms): median [IQR] | overhead: median [IQR] | ≤ 10 % |");
         Console.WriteLine("|---|---|---|---|---|---|---|---|");
         rows.ForEach(Console.WriteLine);
+        Console.WriteLine();
+        Console.WriteLine("| files | load (1 min, start → end) | case | KmemGuard's callbacks (ms, /reportanalyzer): median [IQR] | SDK-analyzer build CPU (ms) | callbacks over that build: median [IQR] | ≤ 10 % |");
+        Console.WriteLine("|---|---|---|---|---|---|---|");
+        ownRows.ForEach(Console.WriteLine);
+    }
+
+    /// <summary>One compile: wall and CPU time, and the time the driver reports for KmemGuard's callbacks (0 in the cases without it).</summary>
+    private readonly record struct Sample(double Wall, double Cpu, double KmemGuard);
+
+    /// <summary>The "KmemGuard.Analyzers, Version=..." line of /reportanalyzer's table: seconds, percentage, assembly.</summary>
+    private static double KmemGuardMilliseconds(string output)
+    {
+        Match line = Regex.Match(output, @"^\s*<?(?<seconds>[0-9.]+)\s+\S+\s+KmemGuard\.Analyzers, Version=", RegexOptions.Multiline);
+        return line.Success ? double.Parse(line.Groups["seconds"].Value, CultureInfo.InvariantCulture) * 1000.0 : 0;
     }
 
     private static string DotnetRoot() =>
@@ -159,15 +194,15 @@ internal static class CscRun
         return rsp;
     }
 
-    private static (double Wall, double Cpu) CompileCold(string csc, string rsp)
+    private static Sample CompileCold(string csc, string rsp)
     {
         double cpuBefore = ChildrenCpuMilliseconds();
         var watch = Stopwatch.StartNew();
-        RunClient(csc, rsp, null);
-        return (watch.Elapsed.TotalMilliseconds, ChildrenCpuMilliseconds() - cpuBefore);
+        string output = RunClient(csc, rsp, null);
+        return new Sample(watch.Elapsed.TotalMilliseconds, ChildrenCpuMilliseconds() - cpuBefore, KmemGuardMilliseconds(output));
     }
 
-    private static void RunClient(string csc, string rsp, string? pipe)
+    private static string RunClient(string csc, string rsp, string? pipe)
     {
         string shared = pipe is null ? "" : $"/shared:{pipe} ";
         var info = new ProcessStartInfo("dotnet", $"\"{csc}\" {shared}@\"{rsp}\"") { RedirectStandardOutput = true };
@@ -176,6 +211,7 @@ internal static class CscRun
         process.WaitForExit();
         if (process.ExitCode != 0)
             throw new InvalidOperationException("csc failed: " + output);
+        return output;
     }
 
     private static double ChildrenCpuMilliseconds()
@@ -233,17 +269,17 @@ internal static class CscRun
             return server;
         }
 
-        public (double Wall, double Cpu) Compile(string csc, string rsp)
+        public Sample Compile(string csc, string rsp)
         {
             double before = CpuMilliseconds();
             var watch = Stopwatch.StartNew();
-            RunClient(csc, rsp, pipe);
+            string output = RunClient(csc, rsp, pipe);
             double wall = watch.Elapsed.TotalMilliseconds;
             double cpu = CpuMilliseconds() - before;
             // A client that cannot reach the server compiles in its own process: that compile was not measured.
             if (process.HasExited || cpu == 0)
                 throw new InvalidOperationException("The compile did not run in the compiler server");
-            return (wall, cpu);
+            return new Sample(wall, cpu, KmemGuardMilliseconds(output));
         }
 
         /// <summary>utime + stime of the server process: fields 14 and 15 of /proc/PID/stat, after the parenthesized name.</summary>
