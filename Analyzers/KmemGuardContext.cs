@@ -26,7 +26,7 @@ internal sealed class KmemGuardContext
 
     private readonly ConcurrentDictionary<IMethodSymbol, ApiEffects> effects = new(SymbolEqualityComparer.Default);
     private readonly ConcurrentDictionary<SyntaxNode, Lazy<ImmutableArray<Finding>>> bodies = new();
-    private readonly ConcurrentDictionary<SyntaxTree, SemanticModel> models = new();
+    private readonly ConcurrentDictionary<SyntaxTree, WeakReference<SemanticModel>> models = new();
     private readonly Compilation compilation;
     private readonly AnnotationSymbols symbols;
     private readonly ulong reclaimBit;
@@ -48,11 +48,21 @@ internal sealed class KmemGuardContext
     public ApiCatalog Catalog { get; }
 
     /// <summary>
-    /// One semantic model per tree for summaries and indexes: GetSemanticModel makes a new model (and
-    /// binds again) on every call, so sharing one lets callees in the same tree share their binding.
+    /// One semantic model per tree for summaries and indexes, so that callees in the same tree share
+    /// their binding. While the driver analyses a tree, GetSemanticModel gives the driver's own model;
+    /// after that a new one, which binds again. Held weakly: a model holds the bound trees of its whole
+    /// file, and pinning every file's for the rest of the build made the collector's work grow faster
+    /// than the build.
     /// </summary>
 #pragma warning disable RS1030 // Summaries and indexes need other trees' models; the driver only offers the current one.
-    public SemanticModel ModelOf(SyntaxTree tree) => models.GetOrAdd(tree, t => compilation.GetSemanticModel(t));
+    public SemanticModel ModelOf(SyntaxTree tree)
+    {
+        if (models.TryGetValue(tree, out var known) && known.TryGetTarget(out var model))
+            return model;
+        model = compilation.GetSemanticModel(tree);
+        models[tree] = new WeakReference<SemanticModel>(model);
+        return model;
+    }
 #pragma warning restore RS1030
 
     /// <summary>The context, or null when the compilation does not reference KmemGuard's annotations.</summary>
@@ -113,7 +123,10 @@ internal sealed class KmemGuardContext
             FlowState entry = exposure == Exposure.None ? FlowState.Empty : EntryOf(owner, null);
             if (exposure == Exposure.None || exposure == Exposure.SleepsOnly && ReferenceEquals(entry, FlowState.Empty))
             {
-                // Nothing here can be reported: the body's summary, if a caller needs one, is made on demand.
+                // Nothing here can be reported. A caller, though, may need the body's summary, and one in a
+                // tree the driver reaches later would bind this body again: its binding is at hand now.
+                if (owner is not null && Index.MayBeCalled(owner))
+                    Summaries.Get(owner);
                 if (owner is not null)
                     Summaries.Discard(owner);
                 continue;

@@ -27,17 +27,22 @@ internal sealed class CallTargets
         sourceTypes = new Lazy<ImmutableArray<INamedTypeSymbol>>(CollectSourceTypes, LazyThreadSafetyMode.ExecutionAndPublication);
     }
 
-    public ImmutableArray<IMethodSymbol> Of(IMethodSymbol target, IOperation? instance)
+    public ImmutableArray<IMethodSymbol> Of(IMethodSymbol target, IOperation? instance) => Of(target, DelegateMemberOf(instance));
+
+    /// <summary>The field or property a delegate is invoked through, if the instance is one.</summary>
+    public static ISymbol? DelegateMemberOf(IOperation? instance) => instance is null ? null : AccessPaths.Strip(instance) switch
+    {
+        IFieldReferenceOperation field => field.Field,
+        IPropertyReferenceOperation property => property.Property,
+        _ => null,
+    };
+
+    /// <summary>The targets of a call, given the field or property a delegate call goes through.</summary>
+    public ImmutableArray<IMethodSymbol> Of(IMethodSymbol target, ISymbol? member)
     {
         target = target.ReducedFrom ?? target;
         if (target.MethodKind == MethodKind.DelegateInvoke)
         {
-            ISymbol? member = instance is null ? null : AccessPaths.Strip(instance) switch
-            {
-                IFieldReferenceOperation field => field.Field,
-                IPropertyReferenceOperation property => property.Property,
-                _ => null,
-            };
             return member is null ? ImmutableArray<IMethodSymbol>.Empty
                 : context.Index.DelegateTargetsOf(member).Where(HasBody).Distinct<IMethodSymbol>(SymbolEqualityComparer.Default).ToImmutableArray();
         }

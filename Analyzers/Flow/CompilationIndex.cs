@@ -21,7 +21,7 @@ internal sealed class CompilationIndex
 {
     private readonly KmemGuardContext context;
     private readonly Lazy<NameIndex> names;
-    private readonly ConcurrentDictionary<string, Lazy<Dictionary<ISymbol, ImmutableArray<IOperation>>>> assignmentsByName = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, Lazy<Dictionary<ISymbol, ImmutableArray<AssignedValue>>>> assignmentsByName = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<ISymbol, ImmutableArray<AllocationOrigin>> memberOrigins = new(SymbolEqualityComparer.Default);
     private readonly ConcurrentDictionary<string, Lazy<Dictionary<IMethodSymbol, CallbackRegistration>>> callbacksByName = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, Lazy<HashSet<IMethodSymbol>>> calledByName = new(StringComparer.Ordinal);
@@ -35,29 +35,22 @@ internal sealed class CompilationIndex
     /// <summary>Every allocation that any assignment in the compilation stores into the field or property.</summary>
     public ImmutableArray<AllocationOrigin> OriginsOf(ISymbol member) =>
         memberOrigins.GetOrAdd(member, m => AssignedValues(m)
-            .OfType<IInvocationOperation>()
-            .SelectMany(call => context.EffectsOf(call.TargetMethod).Allocates is { } allocation
-                ? new[] { BodyAnalysis.OriginOf(allocation, call.TargetMethod.Name, call.Arguments, call.Syntax.GetLocation(), _ => null) }
-                : context.Targets.Of(call.TargetMethod, call.Instance).SelectMany(t => context.Summaries.Get(t).Returns.Select(o => o with { Owner = null })))
+            .SelectMany(value => value.Allocation is { } allocation ? new[] { allocation }
+                : value.Called is { } called
+                    ? context.Targets.Of(called, value.CalledThrough).SelectMany(t => context.Summaries.Get(t).Returns.Select(o => o with { Owner = null }))
+                    : Enumerable.Empty<AllocationOrigin>())
             .Distinct()
             .ToImmutableArray());
 
     /// <summary>The methods, lambdas and anonymous methods a delegate-typed field or property is ever assigned (ops tables).</summary>
     public IEnumerable<IMethodSymbol> DelegateTargetsOf(ISymbol member) =>
-        AssignedValues(member)
-            .Select(value => (value is IDelegateCreationOperation creation ? creation.Target : value) switch
-            {
-                IMethodReferenceOperation reference => reference.Method,
-                IAnonymousFunctionOperation lambda => lambda.Symbol,
-                _ => null,
-            })
-            .OfType<IMethodSymbol>();
+        AssignedValues(member).Select(value => value.Delegate).OfType<IMethodSymbol>();
 
-    private ImmutableArray<IOperation> AssignedValues(ISymbol member) =>
-        AssignmentsNamed(member.Name).TryGetValue(member.OriginalDefinition, out var values) ? values : ImmutableArray<IOperation>.Empty;
+    private ImmutableArray<AssignedValue> AssignedValues(ISymbol member) =>
+        AssignmentsNamed(member.Name).TryGetValue(member.OriginalDefinition, out var values) ? values : ImmutableArray<AssignedValue>.Empty;
 
     /// <summary>All assignments to members of this name, bound once and grouped by member (many types share field names).</summary>
-    private Dictionary<ISymbol, ImmutableArray<IOperation>> AssignmentsNamed(string name) => OncePer(assignmentsByName, name, BindAssignments);
+    private Dictionary<ISymbol, ImmutableArray<AssignedValue>> AssignmentsNamed(string name) => OncePer(assignmentsByName, name, BindAssignments);
 
     /// <summary>
     /// Builds a by-name entry exactly once: binding the candidates of a name touches many trees, and two
@@ -66,9 +59,9 @@ internal sealed class CompilationIndex
     private static T OncePer<T>(ConcurrentDictionary<string, Lazy<T>> cache, string name, Func<string, T> build) =>
         cache.GetOrAdd(name, n => new Lazy<T>(() => build(n), LazyThreadSafetyMode.ExecutionAndPublication)).Value;
 
-    private Dictionary<ISymbol, ImmutableArray<IOperation>> BindAssignments(string name)
+    private Dictionary<ISymbol, ImmutableArray<AssignedValue>> BindAssignments(string name)
     {
-        var byMember = new Dictionary<ISymbol, ImmutableArray<IOperation>>(SymbolEqualityComparer.Default);
+        var byMember = new Dictionary<ISymbol, ImmutableArray<AssignedValue>>(SymbolEqualityComparer.Default);
         if (!names.Value.Assignments.TryGetValue(name, out var candidates))
             return byMember;
         foreach (SyntaxNode candidate in candidates)
@@ -84,7 +77,7 @@ internal sealed class CompilationIndex
             if (target is null || value is null || model.GetOperation(value) is not { } operation)
                 continue;
             ISymbol key = target.OriginalDefinition;
-            byMember[key] = (byMember.TryGetValue(key, out var known) ? known : ImmutableArray<IOperation>.Empty).Add(AccessPaths.Strip(operation));
+            byMember[key] = (byMember.TryGetValue(key, out var known) ? known : ImmutableArray<AssignedValue>.Empty).Add(AssignedValue.Of(context, AccessPaths.Strip(operation)));
         }
 
         return byMember;
@@ -136,6 +129,10 @@ internal sealed class CompilationIndex
         && !IsExternallyVisible(method)
         && CalledNamed(method.Name).Contains(method.OriginalDefinition);
 
+    /// <summary>Whether anything in the compilation may call the method: its name is called, passed or assigned somewhere (by name only, nothing bound).</summary>
+    public bool MayBeCalled(IMethodSymbol method) =>
+        names.Value.Invocations.ContainsKey(method.Name) || names.Value.Arguments.ContainsKey(method.Name) || names.Value.Assignments.ContainsKey(method.Name);
+
     private static bool IsExternallyVisible(ISymbol symbol)
     {
         for (ISymbol? current = symbol; current is not null and not INamespaceSymbol; current = current.ContainingSymbol)
@@ -169,6 +166,28 @@ internal sealed class CompilationIndex
     }
 
     private SemanticModel Model(SyntaxTree tree) => context.ModelOf(tree);
+
+    /// <summary>
+    /// What an assignment stores, as symbols and origins rather than operations: an operation keeps its
+    /// semantic model, and with it the bound trees of a whole file, alive for the rest of the build.
+    /// </summary>
+    private sealed record AssignedValue(IMethodSymbol? Delegate, AllocationOrigin? Allocation, IMethodSymbol? Called, ISymbol? CalledThrough)
+    {
+        public static AssignedValue Of(KmemGuardContext context, IOperation value)
+        {
+            IMethodSymbol? assignedDelegate = (value is IDelegateCreationOperation creation ? creation.Target : value) switch
+            {
+                IMethodReferenceOperation reference => reference.Method,
+                IAnonymousFunctionOperation lambda => lambda.Symbol,
+                _ => null,
+            };
+            if (value is not IInvocationOperation call)
+                return new AssignedValue(assignedDelegate, null, null, null);
+            return context.EffectsOf(call.TargetMethod).Allocates is { } allocation
+                ? new AssignedValue(null, BodyAnalysis.OriginOf(allocation, call.TargetMethod.Name, call.Arguments, call.Syntax.GetLocation(), _ => null), null, null)
+                : new AssignedValue(null, null, call.TargetMethod, CallTargets.DelegateMemberOf(call.Instance));
+        }
+    }
 
     private sealed class NameIndex
     {
