@@ -123,10 +123,7 @@ internal sealed class KmemGuardContext
             FlowState entry = exposure == Exposure.None ? FlowState.Empty : EntryOf(owner, null);
             if (exposure == Exposure.None || exposure == Exposure.SleepsOnly && ReferenceEquals(entry, FlowState.Empty))
             {
-                // Nothing here can be reported. A caller, though, may need the body's summary, and one in a
-                // tree the driver reaches later would bind this body again: its binding is at hand now.
-                if (owner is not null && Index.MayBeCalled(owner))
-                    Summaries.Get(owner);
+                // Nothing here can be reported: the body's summary, if a caller needs one, is made on demand.
                 if (owner is not null)
                     Summaries.Discard(owner);
                 continue;

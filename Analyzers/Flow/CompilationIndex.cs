@@ -129,10 +129,6 @@ internal sealed class CompilationIndex
         && !IsExternallyVisible(method)
         && CalledNamed(method.Name).Contains(method.OriginalDefinition);
 
-    /// <summary>Whether anything in the compilation may call the method: its name is called, passed or assigned somewhere (by name only, nothing bound).</summary>
-    public bool MayBeCalled(IMethodSymbol method) =>
-        names.Value.Invocations.ContainsKey(method.Name) || names.Value.Arguments.ContainsKey(method.Name) || names.Value.Assignments.ContainsKey(method.Name);
-
     private static bool IsExternallyVisible(ISymbol symbol)
     {
         for (ISymbol? current = symbol; current is not null and not INamespaceSymbol; current = current.ContainingSymbol)
