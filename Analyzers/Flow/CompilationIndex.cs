@@ -97,26 +97,39 @@ internal sealed class CompilationIndex
             return byMethod;
         foreach (ArgumentSyntax argument in candidates)
         {
+            // Symbols, not the argument's operation: an operation is built with the operation tree of the
+            // whole registering body, which its semantic model then keeps; symbols bind the call's statement.
+            if (argument.Parent is not ArgumentListSyntax { Parent: InvocationExpressionSyntax invocation } list)
+                continue;
             SemanticModel model = Model(argument.SyntaxTree);
-            if (model.GetOperation(argument) is not IArgumentOperation { Parameter: { } parameter } passed
-                || passed.Parent is not IInvocationOperation call
-                || AccessPaths.Strip(passed.Value) is not IDelegateCreationOperation { Target: IMethodReferenceOperation reference })
+            if (model.GetSymbolInfo(argument.Expression).Symbol is not IMethodSymbol handler
+                || model.GetSymbolInfo(invocation).Symbol is not IMethodSymbol registrar
+                || ParameterFor(registrar, list, argument) is not { Type.TypeKind: TypeKind.Delegate } parameter)
             {
                 continue;
             }
 
-            foreach (CallbackSpec spec in context.EffectsOf(call.TargetMethod).Callbacks)
+            foreach (CallbackSpec spec in context.EffectsOf(registrar).Callbacks)
             {
-                IMethodSymbol key = reference.Method.OriginalDefinition;
+                IMethodSymbol key = handler.OriginalDefinition;
                 if (spec.DelegateParameter == parameter.Name && SectionFacts.ForCallback(spec.Context) is { } atomic
                     && (!byMethod.TryGetValue(key, out var known) || atomic == Section.HardIrqContext && known.Context != atomic))
                 {
-                    byMethod[key] = new CallbackRegistration(atomic, BodyAnalysis.CallbackDescription(call.TargetMethod, spec), call.Syntax.GetLocation());
+                    byMethod[key] = new CallbackRegistration(atomic, BodyAnalysis.CallbackDescription(registrar, spec), invocation.GetLocation());
                 }
             }
         }
 
         return byMethod;
+    }
+
+    /// <summary>The parameter an argument is passed to: by its name, or by its position.</summary>
+    private static IParameterSymbol? ParameterFor(IMethodSymbol method, ArgumentListSyntax list, ArgumentSyntax argument)
+    {
+        if (argument.NameColon is { } named)
+            return method.Parameters.FirstOrDefault(p => p.Name == named.Name.Identifier.ValueText);
+        int position = list.Arguments.IndexOf(argument);
+        return position < method.Parameters.Length ? method.Parameters[position] : null;
     }
 
     /// <summary>
