@@ -15,7 +15,9 @@ tmp=${TMPDIR:-/tmp}
 DOTNET_PerfMapEnabled=1 DOTNET_EnableWriteXorExecute=0 dotnet "$roslyn/VBCSCompiler.dll" -pipename:$pipe >/dev/null 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null || true' EXIT
-while [ ! -S "$tmp/$pipe" ]; do sleep 0.1; done
+# A client that finds no server starts its own: wait until ours listens (its pipe is a socket in the temp directory).
+for ((waited = 0; waited < 600; waited++)); do [ -S "$tmp/$pipe" ] && break; sleep 0.1; done
+[ -S "$tmp/$pipe" ] || { echo "the compiler server did not start listening on $tmp/$pipe" >&2; exit 1; }
 for ((i = 0; i < warmups; i++)); do dotnet "$roslyn/csc.dll" /shared:$pipe @"$rsp" >/dev/null; done
 perf record -F 999 -g -p $server -o "$tmp/kmemguard-profile.data" 2>/dev/null &
 recorder=$!
