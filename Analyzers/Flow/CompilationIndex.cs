@@ -21,10 +21,10 @@ internal sealed class CompilationIndex
 {
     private readonly KmemGuardContext context;
     private readonly Lazy<NameIndex> names;
-    private readonly ConcurrentDictionary<string, Lazy<Dictionary<ISymbol, ImmutableArray<AssignedValue>>>> assignmentsByName = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<NameInScope, Lazy<Dictionary<ISymbol, ImmutableArray<AssignedValue>>>> assignmentsByName = new();
     private readonly ConcurrentDictionary<ISymbol, ImmutableArray<AllocationOrigin>> memberOrigins = new(SymbolEqualityComparer.Default);
-    private readonly ConcurrentDictionary<string, Lazy<Dictionary<IMethodSymbol, CallbackRegistration>>> callbacksByName = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<string, Lazy<HashSet<IMethodSymbol>>> calledByName = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<NameInScope, Lazy<Dictionary<IMethodSymbol, CallbackRegistration>>> callbacksByName = new();
+    private readonly ConcurrentDictionary<NameInScope, Lazy<HashSet<IMethodSymbol>>> calledByName = new();
 
     public CompilationIndex(KmemGuardContext context, Compilation compilation)
     {
@@ -47,24 +47,22 @@ internal sealed class CompilationIndex
         AssignedValues(member).Select(value => value.Delegate).OfType<IMethodSymbol>();
 
     private ImmutableArray<AssignedValue> AssignedValues(ISymbol member) =>
-        AssignmentsNamed(member.Name).TryGetValue(member.OriginalDefinition, out var values) ? values : ImmutableArray<AssignedValue>.Empty;
+        AssignmentsNamed(NameInScope.Of(member)).TryGetValue(member.OriginalDefinition, out var values) ? values : ImmutableArray<AssignedValue>.Empty;
 
-    /// <summary>All assignments to members of this name, bound once and grouped by member (many types share field names).</summary>
-    private Dictionary<ISymbol, ImmutableArray<AssignedValue>> AssignmentsNamed(string name) => OncePer(assignmentsByName, name, BindAssignments);
+    /// <summary>All assignments to members of this name (in this scope), bound once and grouped by member (many types share field names).</summary>
+    private Dictionary<ISymbol, ImmutableArray<AssignedValue>> AssignmentsNamed(NameInScope name) => OncePer(assignmentsByName, name, BindAssignments);
 
     /// <summary>
     /// Builds a by-name entry exactly once: binding the candidates of a name touches many trees, and two
     /// threads asking for the same name at the same time would otherwise both do it.
     /// </summary>
-    private static T OncePer<T>(ConcurrentDictionary<string, Lazy<T>> cache, string name, Func<string, T> build) =>
+    private static T OncePer<T>(ConcurrentDictionary<NameInScope, Lazy<T>> cache, NameInScope name, Func<NameInScope, T> build) =>
         cache.GetOrAdd(name, n => new Lazy<T>(() => build(n), LazyThreadSafetyMode.ExecutionAndPublication)).Value;
 
-    private Dictionary<ISymbol, ImmutableArray<AssignedValue>> BindAssignments(string name)
+    private Dictionary<ISymbol, ImmutableArray<AssignedValue>> BindAssignments(NameInScope name)
     {
         var byMember = new Dictionary<ISymbol, ImmutableArray<AssignedValue>>(SymbolEqualityComparer.Default);
-        if (!names.Value.Assignments.TryGetValue(name, out var candidates))
-            return byMember;
-        foreach (SyntaxNode candidate in candidates)
+        foreach (SyntaxNode candidate in names.Value.Assignments.Of(name))
         {
             SemanticModel model = Model(candidate.SyntaxTree);
             (ISymbol? target, ExpressionSyntax? value) = candidate switch
@@ -85,17 +83,15 @@ internal sealed class CompilationIndex
 
     /// <summary>Where the method is passed to a [RunsCallback] parameter that runs it in atomic context.</summary>
     public CallbackRegistration? CallbackOf(IMethodSymbol method) =>
-        CallbacksNamed(method.Name).TryGetValue(method.OriginalDefinition, out var registration) ? registration : null;
+        CallbacksNamed(NameInScope.Of(method)).TryGetValue(method.OriginalDefinition, out var registration) ? registration : null;
 
-    /// <summary>Every atomic callback registration of methods with this name, bound once (hard-irq wins over softirq).</summary>
-    private Dictionary<IMethodSymbol, CallbackRegistration> CallbacksNamed(string name) => OncePer(callbacksByName, name, BindCallbacks);
+    /// <summary>Every atomic callback registration of methods with this name (in this scope), bound once (hard-irq wins over softirq).</summary>
+    private Dictionary<IMethodSymbol, CallbackRegistration> CallbacksNamed(NameInScope name) => OncePer(callbacksByName, name, BindCallbacks);
 
-    private Dictionary<IMethodSymbol, CallbackRegistration> BindCallbacks(string name)
+    private Dictionary<IMethodSymbol, CallbackRegistration> BindCallbacks(NameInScope name)
     {
         var byMethod = new Dictionary<IMethodSymbol, CallbackRegistration>(SymbolEqualityComparer.Default);
-        if (!names.Value.Arguments.TryGetValue(name, out var candidates))
-            return byMethod;
-        foreach (ArgumentSyntax argument in candidates)
+        foreach (ArgumentSyntax argument in names.Value.Arguments.Of(name))
         {
             // Symbols, not the argument's operation: an operation is built with the operation tree of the
             // whole registering body, which its semantic model then keeps; symbols bind the call's statement.
@@ -140,7 +136,7 @@ internal sealed class CompilationIndex
     public bool LeavesPinningToCallers(IMethodSymbol method) =>
         method.MethodKind is MethodKind.Ordinary or MethodKind.LocalFunction
         && !IsExternallyVisible(method)
-        && CalledNamed(method.Name).Contains(method.OriginalDefinition);
+        && CalledNamed(NameInScope.Of(method)).Contains(method.OriginalDefinition);
 
     private static bool IsExternallyVisible(ISymbol symbol)
     {
@@ -153,15 +149,13 @@ internal sealed class CompilationIndex
         return true;
     }
 
-    /// <summary>The methods of this name that some invocation in the compilation calls from another body, bound once.</summary>
-    private HashSet<IMethodSymbol> CalledNamed(string name) => OncePer(calledByName, name, BindCalls);
+    /// <summary>The methods of this name (in this scope) that some invocation in the compilation calls from another body, bound once.</summary>
+    private HashSet<IMethodSymbol> CalledNamed(NameInScope name) => OncePer(calledByName, name, BindCalls);
 
-    private HashSet<IMethodSymbol> BindCalls(string name)
+    private HashSet<IMethodSymbol> BindCalls(NameInScope name)
     {
         var called = new HashSet<IMethodSymbol>(SymbolEqualityComparer.Default);
-        if (!names.Value.Invocations.TryGetValue(name, out var candidates))
-            return called;
-        foreach (InvocationExpressionSyntax invocation in candidates)
+        foreach (InvocationExpressionSyntax invocation in names.Value.Invocations.Of(name))
         {
             SemanticModel model = Model(invocation.SyntaxTree);
             if (model.GetSymbolInfo(invocation).Symbol is IMethodSymbol method
@@ -175,6 +169,19 @@ internal sealed class CompilationIndex
     }
 
     private SemanticModel Model(SyntaxTree tree) => context.ModelOf(tree);
+
+    /// <summary>
+    /// A member's name and, for a private member, the name of the type it belongs to: a private member can
+    /// be named only inside that type's declarations (its partial parts and nested types included), so the
+    /// candidates elsewhere need no binding. Drivers repeat names (every device has its <c>lock</c> and its
+    /// <c>irq_handler</c>); without the scope, the first lookup of a name would bind a body in every file
+    /// and keep each file's bound trees alive while the rest of the build runs.
+    /// </summary>
+    private readonly record struct NameInScope(string Name, string? DeclaringType)
+    {
+        public static NameInScope Of(ISymbol member) =>
+            new(member.Name, member.DeclaredAccessibility == Accessibility.Private ? member.ContainingType?.Name : null);
+    }
 
     /// <summary>
     /// What an assignment stores, as symbols and origins rather than operations: an operation keeps its
@@ -198,41 +205,100 @@ internal sealed class CompilationIndex
         }
     }
 
+    /// <summary>Syntax nodes by the name they assign, pass or call, and by that name within each type declaration around them.</summary>
+    private sealed class Candidates<T>
+        where T : SyntaxNode
+    {
+        private readonly Dictionary<string, List<T>> anywhere = new(StringComparer.Ordinal);
+        private readonly Dictionary<(string Type, string Name), List<T>> inType = new();
+
+        public IReadOnlyList<T> Of(NameInScope name) =>
+            (name.DeclaringType is { } type ? inType.TryGetValue((type, name.Name), out var inside) ? inside : null
+                : anywhere.TryGetValue(name.Name, out var all) ? all : null) ?? (IReadOnlyList<T>)Array.Empty<T>();
+
+        public void Add(string name, T node, List<string> enclosingTypes)
+        {
+            AddTo(anywhere, name, node);
+            foreach (string type in enclosingTypes)
+                AddTo(inType, (type, name), node);
+        }
+
+        private static void AddTo<TKey>(Dictionary<TKey, List<T>> map, TKey key, T node)
+            where TKey : notnull
+        {
+            if (!map.TryGetValue(key, out var list))
+                map[key] = list = new List<T>();
+            list.Add(node);
+        }
+    }
+
     private sealed class NameIndex
     {
-        public Dictionary<string, List<SyntaxNode>> Assignments { get; } = new(StringComparer.Ordinal);
-        public Dictionary<string, List<ArgumentSyntax>> Arguments { get; } = new(StringComparer.Ordinal);
-        public Dictionary<string, List<InvocationExpressionSyntax>> Invocations { get; } = new(StringComparer.Ordinal);
+        public Candidates<SyntaxNode> Assignments { get; } = new();
+        public Candidates<ArgumentSyntax> Arguments { get; } = new();
+        public Candidates<InvocationExpressionSyntax> Invocations { get; } = new();
 
         public static NameIndex Build(Compilation compilation)
         {
             var index = new NameIndex();
             foreach (SyntaxTree tree in compilation.SyntaxTrees)
+                index.Visit(tree.GetRoot());
+            return index;
+        }
+
+        /// <summary>
+        /// Depth first in document order, keeping the names of the type declarations around each node. An
+        /// explicit stack, since expressions nest deeper than a call stack should; a null on it marks the
+        /// end of a type declaration.
+        /// </summary>
+        private void Visit(SyntaxNode root)
+        {
+            var enclosingTypes = new List<string>();
+            var pending = new Stack<SyntaxNode?>();
+            pending.Push(root);
+            while (pending.Count > 0)
             {
-                foreach (SyntaxNode node in tree.GetRoot().DescendantNodes())
+                if (pending.Pop() is not { } node)
                 {
-                    switch (node)
-                    {
-                        case AssignmentExpressionSyntax { RawKind: (int)SyntaxKind.SimpleAssignmentExpression } assignment when RightmostName(assignment.Left) is { } name:
-                            Add(index.Assignments, name, node);
-                            break;
-                        case VariableDeclaratorSyntax { Initializer: not null, Parent.Parent: FieldDeclarationSyntax } declarator:
-                            Add(index.Assignments, declarator.Identifier.ValueText, node);
-                            break;
-                        case PropertyDeclarationSyntax { Initializer: not null } property:
-                            Add(index.Assignments, property.Identifier.ValueText, node);
-                            break;
-                        case ArgumentSyntax argument when RightmostName(argument.Expression) is { } passed:
-                            Add(index.Arguments, passed, argument);
-                            break;
-                        case InvocationExpressionSyntax invocation when RightmostName(invocation.Expression) is { } callee:
-                            Add(index.Invocations, callee, invocation);
-                            break;
-                    }
+                    enclosingTypes.RemoveAt(enclosingTypes.Count - 1);
+                    continue;
+                }
+
+                Index(node, enclosingTypes);
+                if (node is BaseTypeDeclarationSyntax type)
+                {
+                    enclosingTypes.Add(type.Identifier.ValueText);
+                    pending.Push(null);
+                }
+
+                foreach (SyntaxNodeOrToken child in node.ChildNodesAndTokens().Reverse())
+                {
+                    if (child.AsNode() is { } childNode)
+                        pending.Push(childNode);
                 }
             }
+        }
 
-            return index;
+        private void Index(SyntaxNode node, List<string> enclosingTypes)
+        {
+            switch (node)
+            {
+                case AssignmentExpressionSyntax { RawKind: (int)SyntaxKind.SimpleAssignmentExpression } assignment when RightmostName(assignment.Left) is { } name:
+                    Assignments.Add(name, node, enclosingTypes);
+                    break;
+                case VariableDeclaratorSyntax { Initializer: not null, Parent.Parent: FieldDeclarationSyntax } declarator:
+                    Assignments.Add(declarator.Identifier.ValueText, node, enclosingTypes);
+                    break;
+                case PropertyDeclarationSyntax { Initializer: not null } property:
+                    Assignments.Add(property.Identifier.ValueText, node, enclosingTypes);
+                    break;
+                case ArgumentSyntax argument when RightmostName(argument.Expression) is { } passed:
+                    Arguments.Add(passed, argument, enclosingTypes);
+                    break;
+                case InvocationExpressionSyntax invocation when RightmostName(invocation.Expression) is { } callee:
+                    Invocations.Add(callee, invocation, enclosingTypes);
+                    break;
+            }
         }
 
         private static string? RightmostName(ExpressionSyntax expression) => expression switch
@@ -241,12 +307,5 @@ internal sealed class CompilationIndex
             MemberAccessExpressionSyntax access => access.Name.Identifier.ValueText,
             _ => null,
         };
-
-        private static void Add<T>(Dictionary<string, List<T>> map, string name, T node)
-        {
-            if (!map.TryGetValue(name, out var list))
-                map[name] = list = new List<T>();
-            list.Add(node);
-        }
     }
 }

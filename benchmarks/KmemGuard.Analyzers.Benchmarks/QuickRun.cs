@@ -73,52 +73,97 @@ internal static class QuickRun
     }
 
     /// <summary>
-    /// The analyzer driver's own measure of the time spent in the KmemGuard analyzers' callbacks
-    /// (<c>logAnalyzerExecutionTime</c>; the first analyzer to ask for a body pays for the shared
-    /// analysis), summed over the four, after warm-up rounds. It leaves out the compiler and the
-    /// driver, and with them most of the noise of the other measures.
+    /// The time spent in the KmemGuard analyzers' callbacks (the first analyzer to ask for a body pays
+    /// for the shared analysis), summed over the four, after warm-up rounds, three ways: the analyzer
+    /// driver's own measure (<c>logAnalyzerExecutionTime</c>, wall clock), the CPU time of the thread
+    /// in the callbacks and the bytes it allocated there (<see cref="CallbackMeter"/>). They leave out
+    /// the compiler and the driver, and with them most of the noise of the other measures; the CPU
+    /// time leaves out waiting for a core too, and the allocation does not depend on the load at all.
     /// </summary>
     public static void Telemetry(int[] sizes, int rounds, int warmups)
     {
-        var results = new List<(int Files, double[] Times, string Load)>();
-        foreach (int files in sizes)
+        // Sizes interleaved round by round, like the cases of the other modes: the machine's speed drifts
+        // (other virtual machines share the host, and that shows in no counter here), and a ratio of two
+        // sizes measured minutes apart measures the drift as much as the analyzers.
+        var compilations = sizes.Select(files => new CorpusCompilation(CorpusGenerator.Generate(files, seedBugs: true))).ToArray();
+        var results = sizes.Select(files => new TelemetryResult(files, new List<double>(), new List<double>(), new List<double>(), new List<double>())).ToArray();
+        string loadBefore = LoadAverage();
+        for (int round = 0; round < warmups + rounds; round++)
         {
-            var compilation = new CorpusCompilation(CorpusGenerator.Generate(files, seedBugs: true));
-            var times = new List<double>();
-            string loadBefore = LoadAverage();
-            for (int round = 0; round < warmups + rounds; round++)
+            for (int i = 0; i < sizes.Length; i++)
             {
-                GC.Collect();
-                GC.WaitForPendingFinalizers();
-                var options = new CompilationWithAnalyzersOptions(new AnalyzerOptions(ImmutableArray<AdditionalText>.Empty),
-                    onAnalyzerException: null, concurrentAnalysis: false, logAnalyzerExecutionTime: true);
-                var withAnalyzers = compilation.Fresh().WithAnalyzers(CorpusCompilation.Analyzers, options);
-                withAnalyzers.GetAnalyzerDiagnosticsAsync().GetAwaiter().GetResult();
-                double total = CorpusCompilation.Analyzers.Sum(a => withAnalyzers.GetAnalyzerTelemetryInfoAsync(a, default).GetAwaiter().GetResult().ExecutionTime.TotalMilliseconds);
-                if (round >= warmups)
-                    times.Add(total);
-                Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"{files} files, round {round + 1 - warmups}{(round < warmups ? " (warm-up)" : "")}: analyzers {total:F0} ms"));
-            }
-
-            results.Add((files, times.ToArray(), $"{loadBefore} → {LoadAverage()}"));
-        }
-
-        Console.WriteLine("| files | load (1 min, start → end) | analyzers' execution time (ms): median [IQR] | min–max |");
-        Console.WriteLine("|---|---|---|---|");
-        foreach (var (files, times, load) in results)
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| {files} | {load} | {Spread(times, "N0")} | {times.Min():N0}–{times.Max():N0} |"));
-        foreach (var small in results)
-        {
-            foreach (var large in results.Where(r => r.Files == 2 * small.Files))
-            {
-                double low = Quantile(large.Times, 0.25) / Quantile(small.Times, 0.75);
-                double high = Quantile(large.Times, 0.75) / Quantile(small.Times, 0.25);
-                string verdict = high <= ScalingGoal ? "met" : low > ScalingGoal ? "not met" : "not shown (spread)";
-                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"{small.Files} → {large.Files} files: ×{Quantile(large.Times, 0.5) / Quantile(small.Times, 0.5):F2} [{low:F2}–{high:F2}], ≤ ×2.2: {verdict}"));
+                int next = (round + i) % sizes.Length;
+                MeterRound(compilations[next], round >= warmups ? results[next] : null, $"{sizes[next]} files, round {round + 1 - warmups}{(round < warmups ? " (warm-up)" : "")}");
             }
         }
+
+        Console.WriteLine($"load (1 min) {loadBefore} → {LoadAverage()}, {warmups} warm-up and {rounds} measured rounds, sizes interleaved");
+        Console.WriteLine();
+        Console.WriteLine("| files | driver's measure (ms, wall): median [IQR] | thread CPU (ms) | thread CPU outside GC pauses (ms) | allocated (MB) |");
+        Console.WriteLine("|---|---|---|---|---|");
+        foreach (TelemetryResult r in results)
+            Console.WriteLine($"| {r.Files} | {Spread(r.Driver.ToArray(), "N0")} | {Spread(r.Cpu.ToArray(), "N0")} | {Spread(r.CpuOutsideGc.ToArray(), "N0")} | {Spread(r.Megabytes.ToArray(), "N1")} |");
+        Console.WriteLine();
+        Console.WriteLine("Doubling, per round (the larger size's value over the smaller's in the same round): median [IQR], ≤ ×2.2");
+        Console.WriteLine();
+        Console.WriteLine("| files | driver's measure | thread CPU | outside GC pauses | allocated |");
+        Console.WriteLine("|---|---|---|---|---|");
+        foreach (TelemetryResult small in results)
+        {
+            foreach (TelemetryResult large in results.Where(r => r.Files == 2 * small.Files))
+            {
+                Console.WriteLine($"| {small.Files} → {large.Files} | {PairedRatio(small.Driver, large.Driver)} | {PairedRatio(small.Cpu, large.Cpu)} | "
+                    + $"{PairedRatio(small.CpuOutsideGc, large.CpuOutsideGc)} | {PairedRatio(small.Megabytes, large.Megabytes)} |");
+            }
+        }
+    }
+
+    /// <summary>One analysis of a fresh compilation with the metered analyzers, recorded in <paramref name="result"/> unless it is a warm-up.</summary>
+    private static void MeterRound(CorpusCompilation compilation, TelemetryResult? result, string label)
+    {
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        var options = new CompilationWithAnalyzersOptions(new AnalyzerOptions(ImmutableArray<AdditionalText>.Empty),
+            onAnalyzerException: null, concurrentAnalysis: false, logAnalyzerExecutionTime: true);
+        var meter = new CallbackMeter();
+        TimeSpan pausesBefore = GC.GetTotalPauseDuration();
+        var analyzers = meter.Wrap(CorpusCompilation.Analyzers);
+        var withAnalyzers = compilation.Fresh().WithAnalyzers(analyzers, options);
+        withAnalyzers.GetAnalyzerDiagnosticsAsync().GetAwaiter().GetResult();
+        TimeSpan pausesAll = GC.GetTotalPauseDuration() - pausesBefore;
+        double driver = analyzers.Sum(a => withAnalyzers.GetAnalyzerTelemetryInfoAsync(a, default).GetAwaiter().GetResult().ExecutionTime.TotalMilliseconds);
+        if (result is not null)
+        {
+            result.Driver.Add(driver);
+            result.Cpu.Add(meter.Cpu.TotalMilliseconds);
+            result.CpuOutsideGc.Add((meter.Cpu - meter.GcPause).TotalMilliseconds);
+            result.Megabytes.Add(meter.AllocatedBytes / 1e6);
+        }
+
+        Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"{label}: driver's measure {driver:F0} ms, thread CPU {meter.Cpu.TotalMilliseconds:F0} ms, {meter.AllocatedBytes / 1e6:F1} MB in {meter.Callbacks} callbacks, "
+            + $"GC pauses in them {meter.GcPause.TotalMilliseconds:F0} ms ({meter.Gen2Collections} full) of {pausesAll.TotalMilliseconds:F0} ms in the run"));
+    }
+
+    private sealed record TelemetryResult(int Files, List<double> Driver, List<double> Cpu, List<double> CpuOutsideGc, List<double> Megabytes);
+
+    /// <summary>The per-round ratios large / small: median [IQR], met when the third quartile is within ×2.2, not met when the first is above it.</summary>
+    private static string PairedRatio(List<double> small, List<double> large)
+    {
+        double[] ratios = small.Zip(large, (a, b) => b / a).ToArray();
+        double q1 = Quantile(ratios, 0.25), q3 = Quantile(ratios, 0.75);
+        string verdict = q3 <= ScalingGoal ? "met" : q1 > ScalingGoal ? "not met" : "not shown (spread)";
+        return string.Create(CultureInfo.InvariantCulture, $"×{Quantile(ratios, 0.5):F2} [{q1:F2}–{q3:F2}] {verdict}");
+    }
+
+    /// <summary>The ratio of the medians, with the range that pairs the quartiles and the verdict on ×2.2 from that range.</summary>
+    private static string Ratio(List<double> small, List<double> large)
+    {
+        double[] a = small.ToArray(), b = large.ToArray();
+        double low = Quantile(b, 0.25) / Quantile(a, 0.75);
+        double high = Quantile(b, 0.75) / Quantile(a, 0.25);
+        string verdict = high <= ScalingGoal ? "met" : low > ScalingGoal ? "not met" : "not shown (spread)";
+        return string.Create(CultureInfo.InvariantCulture, $"×{Quantile(b, 0.5) / Quantile(a, 0.5):F2} [{low:F2}–{high:F2}] {verdict}");
     }
 
     /// <summary>The analyzers' own time (KmemGuard run minus compiler run of the same round), from each size to the next that doubles it.</summary>
@@ -130,18 +175,13 @@ internal static class QuickRun
         Console.WriteLine();
         Console.WriteLine("Scaling of the analyzers' time (KmemGuard minus compiler, CPU, per round; the ratio's range pairs the quartiles):");
         Console.WriteLine();
-        Console.WriteLine("| files | analyzers' time (ms) | doubled: analyzers' time (ms) | ratio | ≤ ×2.2 |");
-        Console.WriteLine("|---|---|---|---|---|");
+        Console.WriteLine("| files | analyzers' time (ms) | doubled: analyzers' time (ms) | ratio, ≤ ×2.2 |");
+        Console.WriteLine("|---|---|---|---|");
         foreach (var (small, large) in pairs)
         {
             double[] a = PerRound(small, (c, _, k) => k - c);
             double[] b = PerRound(large, (c, _, k) => k - c);
-            double ratio = Quantile(b, 0.5) / Quantile(a, 0.5);
-            double low = Quantile(b, 0.25) / Quantile(a, 0.75);
-            double high = Quantile(b, 0.75) / Quantile(a, 0.25);
-            string verdict = high <= ScalingGoal ? "met" : low > ScalingGoal ? "not met" : "not shown (spread)";
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"| {small.Files} → {large.Files} | {Spread(a, "N0")} | {Spread(b, "N0")} | ×{ratio:F2} [{low:F2}–{high:F2}] | {verdict} |"));
+            Console.WriteLine($"| {small.Files} → {large.Files} | {Spread(a, "N0")} | {Spread(b, "N0")} | {Ratio(a.ToList(), b.ToList())} |");
         }
     }
 
