@@ -72,6 +72,10 @@ internal static class AccessPaths
         return null;
     }
 
+    /// <summary>Whether <see cref="Rebase"/> can name the path in a caller's terms: it starts at a static member, the receiver or a parameter.</summary>
+    public static bool CanRebase(string path) =>
+        IsStatic(path) || Split(path).Root is var root && (root == This || ParameterOrdinal(root) >= 0);
+
     /// <summary>Whether a path starts at a static field or property: it means the same in every body.</summary>
     public static bool IsStatic(string path) => path.StartsWith(StaticPrefix, StringComparison.Ordinal);
 

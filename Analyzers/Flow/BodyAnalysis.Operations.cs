@@ -141,20 +141,74 @@ internal sealed partial class BodyAnalysis
         var syntax => syntax.ToString(),
     };
 
-    /// <summary>The sections a trylock call enters when it returns true, or null for any other value; one instance per call, so states compare equal.</summary>
+    /// <summary>
+    /// The sections a call enters when it returns true, or null for any other value: a trylock, or a source
+    /// helper that returns a trylock's result. One instance per call, so states compare equal.
+    /// </summary>
     private TrylockResult? TrylockOf(IOperation value)
     {
         if (AccessPaths.Strip(value) is not IInvocationOperation call)
             return null;
         if (!trylocks.TryGetValue(call, out TrylockResult? trylock))
         {
-            ImmutableArray<SectionSpec> sections = context.EffectsOf(call.TargetMethod).EntersIfTrue;
-            trylock = sections.IsEmpty ? null
-                : new TrylockResult(sections.Select(s => (IdOf(s, call), OriginOf(call, s))).ToImmutableArray(), null);
+            trylock = NewTrylock(call);
             trylocks[call] = trylock;
         }
 
         return trylock;
+    }
+
+    private TrylockResult? NewTrylock(IInvocationOperation call)
+    {
+        ApiEffects effects = context.EffectsOf(call.TargetMethod);
+        if (effects.IsAnnotated)
+        {
+            return effects.EntersIfTrue.IsEmpty ? null
+                : new TrylockResult(effects.EntersIfTrue.Select(s => (IdOf(s, call), OriginOf(call, s))).ToImmutableArray(), null);
+        }
+
+        // A helper's sections in this body's terms; one this body cannot name (a lock passed as an
+        // expression with no path) makes it no trylock here, rather than a lock nobody can release.
+        ImmutableArray<IMethodSymbol> targets = TargetsOf(call.TargetMethod, call, call.Instance);
+        if (targets.Length != 1 || SummaryOf(targets[0]).EntersIfTrue is not { IsEmpty: false } entered)
+            return null;
+        IMethodSymbol callee = targets[0];
+        SectionOrigin origin = CalleeOrigin(callee, call, call.Arguments);
+        var sections = ImmutableArray.CreateBuilder<(SectionId, SectionOrigin)>(entered.Length);
+        foreach (SectionId id in entered)
+        {
+            string? lockPath = RebaseFromCallee(id.Lock, callee, call.Arguments, call.Instance);
+            if (id.Lock is not null && lockPath is null)
+                return null;
+            sections.Add((new SectionId(id.Kind, lockPath), origin));
+        }
+
+        return new TrylockResult(sections.MoveToImmutable(), null);
+    }
+
+    /// <summary>
+    /// What a returned value is as a condition, for the body's summary: the sections of the trylock it is
+    /// the untested result of (called here or kept in a local), empty for a constant false, null otherwise.
+    /// </summary>
+    private ImmutableArray<SectionId>? ReturnedCondition(IOperation returned, FlowState state)
+    {
+        returned = AccessPaths.Strip(returned);
+        if (returned.ConstantValue is { HasValue: true, Value: false })
+            return ImmutableArray<SectionId>.Empty;
+        TrylockResult? trylock = returned is ILocalReferenceOperation
+            ? Path(returned) is { } local && state.TryGetTrylock(local, out var kept) ? kept : null
+            : TrylockOf(returned);
+        if (trylock is not { Known: null })
+            return null;
+        var ids = ImmutableArray.CreateBuilder<SectionId>(trylock.Sections.Length);
+        foreach (var (id, _) in trylock.Sections)
+        {
+            if (id.Lock is { } lockPath && !AccessPaths.CanRebase(lockPath))
+                return null;
+            ids.Add(id);
+        }
+
+        return ids.MoveToImmutable();
     }
 
     // ---- Calls -------------------------------------------------------------------------------
@@ -273,8 +327,7 @@ internal sealed partial class BodyAnalysis
         {
             string? lockPath = RebaseFromCallee(delta.Id.Lock, callee, arguments, instance);
             var id = new SectionId(delta.Id.Kind, lockPath);
-            SectionOrigin origin = sectionOrigins.TryGetValue((call, null), out var known) ? known
-                : Remember(call, null, new SectionOrigin(DisplayName(callee) + "(" + string.Join(", ", arguments.Select(a => TextOf(a))) + ")", call.Syntax.GetLocation()));
+            SectionOrigin origin = CalleeOrigin(callee, call, arguments);
             for (int i = 0; i < delta.Delta; i++)
                 state = state.Enter(id, origin);
             for (int i = 0; i > delta.Delta; i--)
@@ -283,6 +336,11 @@ internal sealed partial class BodyAnalysis
 
         return state;
     }
+
+    /// <summary>A call of a source method as the origin of the sections it changes, built once per call.</summary>
+    private SectionOrigin CalleeOrigin(IMethodSymbol callee, IOperation call, ImmutableArray<IArgumentOperation> arguments) =>
+        sectionOrigins.TryGetValue((call, null), out var known) ? known
+            : Remember(call, null, new SectionOrigin(DisplayName(callee) + "(" + string.Join(", ", arguments.Select(a => TextOf(a))) + ")", call.Syntax.GetLocation()));
 
     /// <summary>What a callee does with a mask or a pointer its caller passes: only the final pass reports it.</summary>
     private void ApplyConditionalEffects(IMethodSymbol callee, MethodSummary summary, IOperation call, ImmutableArray<IArgumentOperation> arguments, FlowState state)
@@ -443,7 +501,10 @@ internal sealed partial class BodyAnalysis
         }
 
         if (block.BranchValue is { } returned && branch.Semantics == ControlFlowBranchSemantics.Return && branch == block.FallThroughSuccessor)
+        {
             collector.Returns(OriginsOf(returned, state));
+            collector.ReturnsCondition(ReturnedCondition(returned, state));
+        }
     }
 
     // ---- Memory ------------------------------------------------------------------------------

@@ -310,9 +310,9 @@ internal sealed partial class BodyAnalysis
 
         switch (condition)
         {
-            case IInvocationOperation call when value:
-                foreach (SectionSpec section in context.EffectsOf(call.TargetMethod).EntersIfTrue)
-                    state = state.Enter(IdOf(section, call), OriginOf(call, section));
+            case IInvocationOperation call when value && TrylockOf(call) is { } called:
+                foreach (var (id, origin) in called.Sections)
+                    state = state.Enter(id, origin);
                 return state;
             case ILocalReferenceOperation when Path(condition) is { } local && state.TryGetTrylock(local, out var trylock):
                 return AfterTrylockTest(local, trylock, value, state);

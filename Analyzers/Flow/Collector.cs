@@ -19,6 +19,8 @@ internal sealed class Collector
     private ImmutableArray<AllocationOrigin> returns = ImmutableArray<AllocationOrigin>.Empty;
     private SleepPath? sleeps;
     private SleepPath? needsPreemptionOff;
+    private ImmutableArray<SectionId> returnedTrylock;
+    private bool returnsOtherValues;
 
     public Collector(bool collectFindings) => this.collectFindings = collectFindings;
 
@@ -47,6 +49,21 @@ internal sealed class Collector
 
     public void Returns(ImmutableArray<AllocationOrigin> origins) => returns = returns.AddRange(origins).Distinct().ToImmutableArray();
 
+    /// <summary>
+    /// A value the body returns, as a condition: the sections of the trylock whose result it is, empty for a
+    /// constant false, null for anything else. The body is a trylock to its callers only when every return
+    /// is false or the result of one and the same trylock.
+    /// </summary>
+    public void ReturnsCondition(ImmutableArray<SectionId>? entersIfTrue)
+    {
+        if (returnsOtherValues || entersIfTrue is { IsEmpty: true })
+            return;
+        if (entersIfTrue is not { } sections || !returnedTrylock.IsDefault && !returnedTrylock.SequenceEqual(sections))
+            returnsOtherValues = true;
+        else
+            returnedTrylock = sections;
+    }
+
     public void AddLambda(IFlowAnonymousFunctionOperation lambda, CallbackRegistration? registration)
     {
         int index = lambdas.FindIndex(l => l.Item1.Symbol.Equals(lambda.Symbol, SymbolEqualityComparer.Default));
@@ -70,7 +87,8 @@ internal sealed class Collector
                 .ToImmutableArray();
         }
 
-        var summary = new MethodSummary(sleeps, sleepsIfGfp.ToImmutableDictionary(), returns, frees.ToImmutableDictionary(), deltas, needsPreemptionOff);
+        var entersIfTrue = returnsOtherValues || returnedTrylock.IsDefault ? ImmutableArray<SectionId>.Empty : returnedTrylock;
+        var summary = new MethodSummary(sleeps, sleepsIfGfp.ToImmutableDictionary(), returns, frees.ToImmutableDictionary(), deltas, needsPreemptionOff, entersIfTrue);
         return new BodyResult(findings.ToImmutableArray(), summary, lambdas.ToImmutableArray(), localCallbacks.ToImmutableDictionary(SymbolEqualityComparer.Default));
     }
 }

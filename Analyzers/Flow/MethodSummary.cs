@@ -24,7 +24,9 @@ internal sealed record SectionDelta(SectionId Id, int Delta);
 /// <summary>
 /// What a source method does, as its callers need to know it. <c>NeedsPreemptionOff</c>: the method
 /// reaches a per-CPU access while preemptible from its own entry and leaves that to its callers to pin
-/// (it is reported at their preemptible calls, not inside).
+/// (it is reported at their preemptible calls, not inside). <c>EntersIfTrue</c>: the method returns a
+/// trylock's result (or false), so the trylock's sections, named relative to its parameters, are held
+/// where its caller sees true.
 /// </summary>
 internal sealed record MethodSummary(
     SleepPath? Sleeps,
@@ -32,16 +34,18 @@ internal sealed record MethodSummary(
     ImmutableArray<AllocationOrigin> Returns,
     ImmutableDictionary<int, FreeEffect> FreesParameter,
     ImmutableArray<SectionDelta> SectionChanges,
-    SleepPath? NeedsPreemptionOff)
+    SleepPath? NeedsPreemptionOff,
+    ImmutableArray<SectionId> EntersIfTrue)
 {
     public static readonly MethodSummary Empty = new(null, ImmutableDictionary<int, SleepPath>.Empty,
-        ImmutableArray<AllocationOrigin>.Empty, ImmutableDictionary<int, FreeEffect>.Empty, ImmutableArray<SectionDelta>.Empty, null);
+        ImmutableArray<AllocationOrigin>.Empty, ImmutableDictionary<int, FreeEffect>.Empty, ImmutableArray<SectionDelta>.Empty, null,
+        ImmutableArray<SectionId>.Empty);
 
     public bool IsEmpty => Sleeps is null && SleepsIfGfp.IsEmpty && Returns.IsEmpty && FreesParameter.IsEmpty && SectionChanges.IsEmpty
-        && NeedsPreemptionOff is null;
+        && NeedsPreemptionOff is null && EntersIfTrue.IsEmpty;
 
     /// <summary>Whether a call of the method can be reported without an atomic context around it (see <see cref="ApiEffects.CanBeReported"/>).</summary>
-    public bool CanBeReported => !SectionChanges.IsEmpty || !FreesParameter.IsEmpty || NeedsPreemptionOff is not null;
+    public bool CanBeReported => !SectionChanges.IsEmpty || !FreesParameter.IsEmpty || NeedsPreemptionOff is not null || !EntersIfTrue.IsEmpty;
 
     public bool MaySleepAtAll => Sleeps is not null || !SleepsIfGfp.IsEmpty;
 }

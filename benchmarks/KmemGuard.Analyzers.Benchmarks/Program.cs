@@ -32,7 +32,7 @@ public static class Program
     /// <summary>
     /// <c>quick|csc|telemetry [--rounds N] [--warmups N] [files ...]</c>: 7 measured rounds after 3 warm-up
     /// rounds, 200 files, unless told otherwise; <c>csc</c> also takes <c>--server</c> and <c>--compare DLL</c>
-    /// (see <see cref="CscRun"/>).
+    /// (see <see cref="CscRun"/>), <c>telemetry</c> <c>--compare DLL</c> (see <see cref="ComparedBuild"/>).
     /// </summary>
     private static void Quick(string mode, string[] args)
     {
@@ -53,7 +53,7 @@ public static class Program
                 case "--server" when mode == "csc":
                     server = true;
                     break;
-                case "--compare" when mode == "csc":
+                case "--compare" when mode is "csc" or "telemetry":
                     compared = Path.GetFullPath(args[++i]);
                     if (!File.Exists(compared))
                         throw new FileNotFoundException("No analyzer assembly to compare at " + compared);
@@ -71,7 +71,7 @@ public static class Program
         if (mode == "csc")
             CscRun.Run(files, rounds, warmups, server, compared);
         else if (mode == "telemetry")
-            QuickRun.Telemetry(files, rounds, warmups);
+            QuickRun.Telemetry(files, rounds, warmups, compared);
         else
             QuickRun.Run(files, rounds, warmups);
     }

@@ -80,46 +80,67 @@ internal static class QuickRun
     /// the compiler and the driver, and with them most of the noise of the other measures; the CPU
     /// time leaves out waiting for a core too, and the allocation does not depend on the load at all.
     /// </summary>
-    public static void Telemetry(int[] sizes, int rounds, int warmups)
+    public static void Telemetry(int[] sizes, int rounds, int warmups, string? compared)
     {
-        // Sizes interleaved round by round, like the cases of the other modes: the machine's speed drifts
-        // (other virtual machines share the host, and that shows in no counter here), and a ratio of two
-        // sizes measured minutes apart measures the drift as much as the analyzers.
+        // Sizes (and builds) interleaved round by round, like the cases of the other modes: the machine's
+        // speed drifts (other virtual machines share the host, and that shows in no counter here), and a
+        // ratio of two runs measured minutes apart measures the drift as much as the analyzers.
+        var builds = new List<(string Name, ImmutableArray<DiagnosticAnalyzer> Analyzers)> { ("KmemGuard", CorpusCompilation.Analyzers) };
+        if (compared is not null)
+            builds.Add(("compared build", ComparedBuild.Load(compared)));
         var compilations = sizes.Select(files => new CorpusCompilation(CorpusGenerator.Generate(files, seedBugs: true))).ToArray();
-        var results = sizes.Select(files => new TelemetryResult(files, new List<double>(), new List<double>(), new List<double>(), new List<double>())).ToArray();
+        var runs = builds.SelectMany(build => sizes.Select((files, i) => (Build: build, Compilation: compilations[i],
+            Result: new TelemetryResult(build.Name, files, new List<double>(), new List<double>(), new List<double>(), new List<double>())))).ToArray();
         string loadBefore = LoadAverage();
         for (int round = 0; round < warmups + rounds; round++)
         {
-            for (int i = 0; i < sizes.Length; i++)
+            for (int i = 0; i < runs.Length; i++)
             {
-                int next = (round + i) % sizes.Length;
-                MeterRound(compilations[next], round >= warmups ? results[next] : null, $"{sizes[next]} files, round {round + 1 - warmups}{(round < warmups ? " (warm-up)" : "")}");
+                var run = runs[(round + i) % runs.Length];
+                MeterRound(run.Compilation, run.Build.Analyzers, round >= warmups ? run.Result : null,
+                    $"{run.Build.Name}, {run.Result.Files} files, round {round + 1 - warmups}{(round < warmups ? " (warm-up)" : "")}");
             }
         }
 
-        Console.WriteLine($"load (1 min) {loadBefore} → {LoadAverage()}, {warmups} warm-up and {rounds} measured rounds, sizes interleaved");
+        TelemetryResult[] results = runs.Select(r => r.Result).ToArray();
+        Console.WriteLine($"load (1 min) {loadBefore} → {LoadAverage()}, {warmups} warm-up and {rounds} measured rounds, interleaved"
+            + (compared is null ? "" : "; compared build: " + compared));
         Console.WriteLine();
-        Console.WriteLine("| files | driver's measure (ms, wall): median [IQR] | thread CPU (ms) | thread CPU outside GC pauses (ms) | allocated (MB) |");
-        Console.WriteLine("|---|---|---|---|---|");
+        Console.WriteLine("| build | files | driver's measure (ms, wall): median [IQR] | thread CPU (ms) | thread CPU outside GC pauses (ms) | allocated (MB) |");
+        Console.WriteLine("|---|---|---|---|---|---|");
         foreach (TelemetryResult r in results)
-            Console.WriteLine($"| {r.Files} | {Spread(r.Driver.ToArray(), "N0")} | {Spread(r.Cpu.ToArray(), "N0")} | {Spread(r.CpuOutsideGc.ToArray(), "N0")} | {Spread(r.Megabytes.ToArray(), "N1")} |");
+            Console.WriteLine($"| {r.Build} | {r.Files} | {Spread(r.Driver.ToArray(), "N0")} | {Spread(r.Cpu.ToArray(), "N0")} | {Spread(r.CpuOutsideGc.ToArray(), "N0")} | {Spread(r.Megabytes.ToArray(), "N1")} |");
         Console.WriteLine();
         Console.WriteLine("Doubling, per round (the larger size's value over the smaller's in the same round): median [IQR], ≤ ×2.2");
         Console.WriteLine();
-        Console.WriteLine("| files | driver's measure | thread CPU | outside GC pauses | allocated |");
-        Console.WriteLine("|---|---|---|---|---|");
+        Console.WriteLine("| build | files | driver's measure | thread CPU | outside GC pauses | allocated |");
+        Console.WriteLine("|---|---|---|---|---|---|");
         foreach (TelemetryResult small in results)
         {
-            foreach (TelemetryResult large in results.Where(r => r.Files == 2 * small.Files))
+            foreach (TelemetryResult large in results.Where(r => r.Build == small.Build && r.Files == 2 * small.Files))
             {
-                Console.WriteLine($"| {small.Files} → {large.Files} | {PairedRatio(small.Driver, large.Driver)} | {PairedRatio(small.Cpu, large.Cpu)} | "
-                    + $"{PairedRatio(small.CpuOutsideGc, large.CpuOutsideGc)} | {PairedRatio(small.Megabytes, large.Megabytes)} |");
+                Console.WriteLine($"| {small.Build} | {small.Files} → {large.Files} | {PairedRatio(small.Driver, large.Driver, ScalingGoal)} | {PairedRatio(small.Cpu, large.Cpu, ScalingGoal)} | "
+                    + $"{PairedRatio(small.CpuOutsideGc, large.CpuOutsideGc, ScalingGoal)} | {PairedRatio(small.Megabytes, large.Megabytes, ScalingGoal)} |");
             }
+        }
+
+        if (compared is null)
+            return;
+        Console.WriteLine();
+        Console.WriteLine("This build over the compared build, per round: median [IQR], ≤ ×1.0 (this build no slower)");
+        Console.WriteLine();
+        Console.WriteLine("| files | driver's measure | thread CPU | outside GC pauses | allocated |");
+        Console.WriteLine("|---|---|---|---|---|");
+        foreach (TelemetryResult other in results.Where(r => r.Build != "KmemGuard"))
+        {
+            TelemetryResult mine = results.First(r => r.Build == "KmemGuard" && r.Files == other.Files);
+            Console.WriteLine($"| {mine.Files} | {PairedRatio(other.Driver, mine.Driver, 1.0)} | {PairedRatio(other.Cpu, mine.Cpu, 1.0)} | "
+                + $"{PairedRatio(other.CpuOutsideGc, mine.CpuOutsideGc, 1.0)} | {PairedRatio(other.Megabytes, mine.Megabytes, 1.0)} |");
         }
     }
 
     /// <summary>One analysis of a fresh compilation with the metered analyzers, recorded in <paramref name="result"/> unless it is a warm-up.</summary>
-    private static void MeterRound(CorpusCompilation compilation, TelemetryResult? result, string label)
+    private static void MeterRound(CorpusCompilation compilation, ImmutableArray<DiagnosticAnalyzer> metered, TelemetryResult? result, string label)
     {
         GC.Collect();
         GC.WaitForPendingFinalizers();
@@ -127,7 +148,7 @@ internal static class QuickRun
             onAnalyzerException: null, concurrentAnalysis: false, logAnalyzerExecutionTime: true);
         var meter = new CallbackMeter();
         TimeSpan pausesBefore = GC.GetTotalPauseDuration();
-        var analyzers = meter.Wrap(CorpusCompilation.Analyzers);
+        var analyzers = meter.Wrap(metered);
         var withAnalyzers = compilation.Fresh().WithAnalyzers(analyzers, options);
         withAnalyzers.GetAnalyzerDiagnosticsAsync().GetAwaiter().GetResult();
         TimeSpan pausesAll = GC.GetTotalPauseDuration() - pausesBefore;
@@ -145,14 +166,14 @@ internal static class QuickRun
             + $"GC pauses in them {meter.GcPause.TotalMilliseconds:F0} ms ({meter.Gen2Collections} full) of {pausesAll.TotalMilliseconds:F0} ms in the run"));
     }
 
-    private sealed record TelemetryResult(int Files, List<double> Driver, List<double> Cpu, List<double> CpuOutsideGc, List<double> Megabytes);
+    private sealed record TelemetryResult(string Build, int Files, List<double> Driver, List<double> Cpu, List<double> CpuOutsideGc, List<double> Megabytes);
 
-    /// <summary>The per-round ratios large / small: median [IQR], met when the third quartile is within ×2.2, not met when the first is above it.</summary>
-    private static string PairedRatio(List<double> small, List<double> large)
+    /// <summary>The per-round ratios large / small: median [IQR], met when the third quartile is within the goal, not met when the first is above it.</summary>
+    private static string PairedRatio(List<double> small, List<double> large, double goal)
     {
         double[] ratios = small.Zip(large, (a, b) => b / a).ToArray();
         double q1 = Quantile(ratios, 0.25), q3 = Quantile(ratios, 0.75);
-        string verdict = q3 <= ScalingGoal ? "met" : q1 > ScalingGoal ? "not met" : "not shown (spread)";
+        string verdict = q3 <= goal ? "met" : q1 > goal ? "not met" : "not shown (spread)";
         return string.Create(CultureInfo.InvariantCulture, $"×{Quantile(ratios, 0.5):F2} [{q1:F2}–{q3:F2}] {verdict}");
     }
 
