@@ -30,12 +30,14 @@ internal sealed class KmemGuardContext
     private readonly Compilation compilation;
     private readonly AnnotationSymbols symbols;
     private readonly ulong reclaimBit;
+    private readonly Func<IMethodSymbol, ApiEffects> readEffects;
 
     private KmemGuardContext(Compilation compilation, AnnotationSymbols symbols)
     {
         this.compilation = compilation;
         this.symbols = symbols;
         reclaimBit = ReadReclaimBit(compilation);
+        readEffects = method => ApiEffects.Read(method, symbols);
         Summaries = new SummaryProvider(this, compilation);
         Index = new CompilationIndex(this, compilation);
         Targets = new CallTargets(this, compilation);
@@ -73,7 +75,8 @@ internal sealed class KmemGuardContext
     public ApiEffects EffectsOf(IMethodSymbol method)
     {
         method = method.ReducedFrom ?? method;
-        return effects.GetOrAdd(method.OriginalDefinition, m => ApiEffects.Read(m, symbols));
+        // One delegate for all lookups: a lambda here would allocate at every call, and this runs at every call visited.
+        return effects.GetOrAdd(method.OriginalDefinition, readEffects);
     }
 
     /// <summary>Whether a GFP mask allows sleeping, or null when its value is not a compile-time constant.</summary>
@@ -105,9 +108,14 @@ internal sealed class KmemGuardContext
         IOperation? root = block.OperationBlocks.FirstOrDefault(IsAnalyzableRoot);
         if (root is null)
             return ImmutableArray<Finding>.Empty;
-        return bodies.GetOrAdd(root.Syntax, _ => new Lazy<ImmutableArray<Finding>>(
-            () => AnalyzeBlocks(block), LazyThreadSafetyMode.ExecutionAndPublication)).Value;
+        // Every rule's analyzer asks for the same body: only the first needs the closures, which live in
+        // a method of their own (a captured parameter allocates its closure on entry to the method).
+        return bodies.TryGetValue(root.Syntax, out var analyzed) ? analyzed.Value : FirstFindingsOf(root, block);
     }
+
+    private ImmutableArray<Finding> FirstFindingsOf(IOperation root, OperationBlockAnalysisContext block) =>
+        bodies.GetOrAdd(root.Syntax, _ => new Lazy<ImmutableArray<Finding>>(
+            () => AnalyzeBlocks(block), LazyThreadSafetyMode.ExecutionAndPublication)).Value;
 
     private static bool IsAnalyzableRoot(IOperation operation) =>
         operation.Kind is OperationKind.MethodBody or OperationKind.ConstructorBody or OperationKind.Block

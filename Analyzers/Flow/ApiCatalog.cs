@@ -48,7 +48,7 @@ internal sealed class ApiCatalog
     /// <summary>The call that undoes <paramref name="enterer"/>, e.g. <c>spin_unlock_irqrestore(lock, flags)</c>, or "".</summary>
     public string ReleaseFor(IMethodSymbol enterer, Func<string, string> argumentText)
     {
-        IMethodSymbol? release = releases.GetOrAdd(enterer, FindRelease);
+        IMethodSymbol? release = releases.TryGetValue(enterer, out var known) ? known : releases.GetOrAdd(enterer, FindRelease);
         if (release is null)
             return "";
         // Optional parameters ([CallerFilePath] and the like) are left to their defaults.

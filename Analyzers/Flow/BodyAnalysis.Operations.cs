@@ -100,7 +100,7 @@ internal sealed partial class BodyAnalysis
             return null;
         if (!paths.TryGetValue(operation, out string? path))
         {
-            path = AccessPaths.Of(operation, owner, CaptureName);
+            path = AccessPaths.Of(operation, owner, captureName);
             paths[operation] = path;
         }
 

@@ -36,6 +36,7 @@ internal sealed partial class BodyAnalysis
     private readonly IOperation[]?[] steps;
     private readonly int[]?[] handlers;
     private readonly Dictionary<CaptureId, string> captureNames = new();
+    private readonly Func<CaptureId, string> captureName;
     private readonly Dictionary<IOperation, string?> paths = new();
     private readonly Dictionary<(IOperation Call, SectionSpec? Section), SectionOrigin> sectionOrigins = new();
     private readonly Dictionary<IInvocationOperation, ImmutableArray<AllocationOrigin>> allocations = new();
@@ -51,6 +52,7 @@ internal sealed partial class BodyAnalysis
         this.owner = owner;
         this.localFunctionSummaries = localFunctionSummaries;
         ownerName = DisplayName(owner);
+        captureName = CaptureName; // once: a method group converted at every path lookup would allocate each time
         ownerEffects = owner is null ? ApiEffects.None : context.EffectsOf(owner);
         entryStates = new FlowState[graph.Blocks.Length];
         visits = new int[graph.Blocks.Length];

@@ -50,7 +50,7 @@ internal sealed class CallTargets
         if (target.MethodKind == MethodKind.LocalFunction)
             return ImmutableArray.Create(target);
         if (target.IsAbstract || target.IsVirtual || target.IsOverride)
-            return implementations.GetOrAdd(target.OriginalDefinition, FindImplementations);
+            return implementations.TryGetValue(target.OriginalDefinition, out var known) ? known : implementations.GetOrAdd(target.OriginalDefinition, FindImplementations);
         return HasBody(target) ? ImmutableArray.Create(target) : ImmutableArray<IMethodSymbol>.Empty;
     }
 

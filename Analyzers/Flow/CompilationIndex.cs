@@ -34,7 +34,7 @@ internal sealed class CompilationIndex
 
     /// <summary>Every allocation that any assignment in the compilation stores into the field or property.</summary>
     public ImmutableArray<AllocationOrigin> OriginsOf(ISymbol member) =>
-        memberOrigins.GetOrAdd(member, m => AssignedValues(m)
+        memberOrigins.TryGetValue(member, out var known) ? known : memberOrigins.GetOrAdd(member, m => AssignedValues(m)
             .SelectMany(value => value.Allocation is { } allocation ? new[] { allocation }
                 : value.Called is { } called
                     ? context.Targets.Of(called, value.CalledThrough).SelectMany(t => context.Summaries.Get(t).Returns.Select(o => o with { Owner = null }))
@@ -57,7 +57,7 @@ internal sealed class CompilationIndex
     /// threads asking for the same name at the same time would otherwise both do it.
     /// </summary>
     private static T OncePer<T>(ConcurrentDictionary<NameInScope, Lazy<T>> cache, NameInScope name, Func<NameInScope, T> build) =>
-        cache.GetOrAdd(name, n => new Lazy<T>(() => build(n), LazyThreadSafetyMode.ExecutionAndPublication)).Value;
+        (cache.TryGetValue(name, out var known) ? known : cache.GetOrAdd(name, n => new Lazy<T>(() => build(n), LazyThreadSafetyMode.ExecutionAndPublication))).Value;
 
     private Dictionary<ISymbol, ImmutableArray<AssignedValue>> BindAssignments(NameInScope name)
     {

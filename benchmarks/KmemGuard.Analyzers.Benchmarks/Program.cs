@@ -12,7 +12,7 @@ namespace KmemGuard.Analyzers.Benchmarks;
 /// <c>dotnet run -c Release --project benchmarks/KmemGuard.Analyzers.Benchmarks -- quick</c> prints the
 /// figures for docs/analyzer-performance.md (see <see cref="QuickRun"/>), <c>-- csc</c> those of a command-line
 /// build (see <see cref="CscRun"/>), <c>-- telemetry</c> the analyzers' own execution time;
-/// <c>-- diagnostics [files]</c> prints every diagnostic; <c>-- corpus DIR [files]</c> writes the corpus out;
+/// <c>-- diagnostics [files]</c> prints every diagnostic; <c>-- allocations [files]</c> what KmemGuard allocates, by type; <c>-- corpus DIR [files]</c> writes the corpus out;
 /// anything else runs BenchmarkDotNet.
 /// </summary>
 public static class Program
@@ -23,6 +23,8 @@ public static class Program
             Quick(args[0], args.Skip(1).ToArray());
         else if (args.Length > 1 && args[0] == "diagnostics")
             PrintDiagnostics(int.Parse(args[1], CultureInfo.InvariantCulture));
+        else if (args.Length > 0 && args[0] == "allocations")
+            AllocationProfile.Run(args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 200);
         else if (args.Length > 1 && args[0] == "corpus")
             WriteCorpus(args[1], args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 200);
         else
