@@ -19,12 +19,13 @@ internal sealed partial class BodyAnalysis
     {
         if (steps[block.Ordinal] is { } known)
             return known;
-        var collected = new List<IOperation>();
+        // One buffer for all blocks of the body: a list per block, grown step by step, was most of this method's cost.
+        stepBuffer.Clear();
         foreach (IOperation operation in block.Operations)
-            CollectSteps(operation, collected);
+            CollectSteps(operation, stepBuffer);
         if (block.BranchValue is { } branchValue)
-            CollectSteps(branchValue, collected);
-        return steps[block.Ordinal] = collected.ToArray();
+            CollectSteps(branchValue, stepBuffer);
+        return steps[block.Ordinal] = stepBuffer.ToArray();
     }
 
     private void CollectSteps(IOperation operation, List<IOperation> collected)

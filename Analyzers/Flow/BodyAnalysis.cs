@@ -34,6 +34,7 @@ internal sealed partial class BodyAnalysis
     private readonly FlowState[] entryStates;
     private readonly int[] visits;
     private readonly IOperation[]?[] steps;
+    private readonly List<IOperation> stepBuffer = new();
     private readonly int[]?[] handlers;
     private readonly Dictionary<CaptureId, string> captureNames = new();
     private readonly Func<CaptureId, string> captureName;

@@ -11,7 +11,7 @@ import re
 import sys
 
 PARTS = [
-    ("control-flow graphs", lambda n: "FlowAnalysis.ControlFlowGraph" in n),
+    ("control-flow graphs", lambda n: "FlowAnalysis.ControlFlowGraph" in n or "GetControlFlowGraphImpl" in n),
     ("binding and operations", lambda n: "CSharp.Binder" in n or "MemberSemanticModel" in n or "OperationFactory" in n
         or "CSharp.Symbols" in n),
     ("name index", lambda n: "NameIndex" in n),
