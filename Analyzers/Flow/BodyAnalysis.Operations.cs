@@ -68,7 +68,7 @@ internal sealed partial class BodyAnalysis
             case ISimpleAssignmentOperation assignment:
                 string target = Path(assignment.Target)!;
                 state = state.SetValue(target, OriginsOf(assignment.Value, state));
-                return assignment.Target is ILocalReferenceOperation && TrylockOf(assignment.Value) is { } trylock ? state.WithTrylock(target, trylock) : state;
+                return HoldsTrylock(assignment.Target) && TrylockOf(assignment.Value) is { } trylock ? state.WithTrylock(target, trylock) : state;
             case ICompoundAssignmentOperation compound:
                 return state.Kill(Path(compound.Target)!);
             case IIncrementOrDecrementOperation increment:
@@ -159,6 +159,12 @@ internal sealed partial class BodyAnalysis
         return trylock;
     }
 
+    /// <summary>
+    /// Where a trylock's result is followed: a local, or a field (of this object or another), whose value
+    /// is taken as unchanged by calls, as its allocations are.
+    /// </summary>
+    private static bool HoldsTrylock(IOperation target) => target is ILocalReferenceOperation or IFieldReferenceOperation;
+
     private TrylockResult? NewTrylock(IInvocationOperation call)
     {
         ApiEffects effects = context.EffectsOf(call.TargetMethod);
@@ -196,7 +202,7 @@ internal sealed partial class BodyAnalysis
         returned = AccessPaths.Strip(returned);
         if (returned.ConstantValue is { HasValue: true, Value: false })
             return ImmutableArray<SectionId>.Empty;
-        TrylockResult? trylock = returned is ILocalReferenceOperation
+        TrylockResult? trylock = HoldsTrylock(returned)
             ? Path(returned) is { } local && state.TryGetTrylock(local, out var kept) ? kept : null
             : TrylockOf(returned);
         if (trylock is not { Known: null })

@@ -290,11 +290,11 @@ internal sealed partial class BodyAnalysis
             }
 
             // if (!(ok = spin_trylock(lk))): the branch tests the value the assignment stores. Stored in a
-            // local, it is that local's trylock (set when the branch value was visited), so a later test of
-            // the local knows the branch was taken; stored anywhere else, the call is tested directly.
+            // local or a field, it is that holder's trylock (set when the branch value was visited), so a
+            // later test of the holder knows the branch was taken; stored anywhere else, the call is tested directly.
             if (condition is ISimpleAssignmentOperation assignment)
             {
-                if (assignment.Target is ILocalReferenceOperation && Path(assignment.Target) is { } stored && state.TryGetTrylock(stored, out var assigned))
+                if (HoldsTrylock(assignment.Target) && Path(assignment.Target) is { } stored && state.TryGetTrylock(stored, out var assigned))
                     return AfterTrylockTest(stored, assigned, value, state);
                 condition = assignment.Value;
                 continue;
@@ -317,7 +317,7 @@ internal sealed partial class BodyAnalysis
                 foreach (var (id, origin) in called.Sections)
                     state = state.Enter(id, origin);
                 return state;
-            case ILocalReferenceOperation when Path(condition) is { } local && state.TryGetTrylock(local, out var trylock):
+            case ILocalReferenceOperation or IFieldReferenceOperation when Path(condition) is { } local && state.TryGetTrylock(local, out var trylock):
                 return AfterTrylockTest(local, trylock, value, state);
             default:
                 return state;

@@ -31,7 +31,7 @@ internal sealed record SectionCount(int Min, int Max, SectionOrigin Origin, bool
 internal sealed record AllocationOrigin(Family Family, int? Order, string? Owner, string Allocator, Location Location);
 
 /// <summary>
-/// A bool local that holds a trylock's result: its sections are held where the local is true.
+/// A bool local or field that holds a trylock's result: its sections are held where it is true.
 /// Known is null while no branch on the local was taken on the path (the sections then count the
 /// failed trylock), and true or false after one (true: the sections were entered there).
 /// </summary>
@@ -150,26 +150,26 @@ internal sealed class FlowState : IEquatable<FlowState>
 
     public FlowState SetValue(string key, ImmutableArray<AllocationOrigin> origins)
     {
-        var kept = Forget(key);
+        var kept = Forget(values, key);
         if (!origins.IsDefaultOrEmpty)
             kept = kept.SetItem(key, origins);
-        return With(kept, trylocks.Remove(key));
+        return With(kept, Forget(trylocks, key));
     }
 
     /// <summary>Forgets what we knew about the path and every path below it (an assignment to <c>dev</c> changes <c>dev.buf</c>).</summary>
-    public FlowState Kill(string key) => With(Forget(key), trylocks.Remove(key));
+    public FlowState Kill(string key) => With(Forget(values, key), Forget(trylocks, key));
 
     /// <summary>This state when nothing changed (most flow captures and kills), else a new one.</summary>
     private FlowState With(SmallMap<string, ImmutableArray<AllocationOrigin>> newValues, SmallMap<string, TrylockResult> newTrylocks) =>
         newValues.IsSameAs(values) && newTrylocks.IsSameAs(trylocks) ? this : new FlowState(Sections, newValues, newTrylocks);
 
-    /// <summary>The values without the path and the paths below it; the same map when there were none (most flow captures).</summary>
-    private SmallMap<string, ImmutableArray<AllocationOrigin>> Forget(string key)
+    /// <summary>The map without the path and the paths below it; the same map when there were none (most flow captures).</summary>
+    private static SmallMap<string, T> Forget<T>(SmallMap<string, T> map, string key)
     {
-        var kept = values;
-        for (int i = 0; i < values.Count; i++)
+        var kept = map;
+        for (int i = 0; i < map.Count; i++)
         {
-            string existing = values[i].Key;
+            string existing = map[i].Key;
             if (existing == key || existing.Length > key.Length && existing[key.Length] == '.' && existing.StartsWith(key, StringComparison.Ordinal))
                 kept = kept.Remove(existing);
         }

@@ -4,7 +4,7 @@ using static KmemGuard.Analyzers.Tests.Verifier;
 
 namespace KmemGuard.Analyzers.Tests;
 
-/// <summary>A trylock's result stored in a bool local: the lock is held only where the local is true.</summary>
+/// <summary>A trylock's result stored in a bool local or field: the lock is held only where it is true.</summary>
 public class TrylockLocalTests
 {
     private static Microsoft.CodeAnalysis.Testing.DiagnosticResult Sleep(int call, int lk) =>
@@ -263,4 +263,64 @@ public class TrylockLocalTests
             }
         }
         """, Kmg("KMG0004").WithLocation(0).WithLocation(1));
+
+    [Fact]
+    public Task KeptInAFieldAndTestedLater() => AnalyzeAsync<SleepInAtomicAnalyzer>("""
+        class Dev
+        {
+            public spinlock_t lk = new();
+            public bool held;
+
+            int own()
+            {
+                if (!(held = {|#1:spin_trylock(lk)|}))
+                {
+                    msleep(1);
+                    return -16;
+                }
+                {|#0:msleep(2)|};
+                if (held)
+                    spin_unlock(lk);
+                msleep(3);
+                return 0;
+            }
+
+            static void other(Dev d)
+            {
+                d.held = {|#3:spin_trylock(d.lk)|};
+                if (d.held)
+                {
+                    {|#2:msleep(1)|};
+                    spin_unlock(d.lk);
+                }
+                msleep(2);
+            }
+        }
+        """, Sleep(0, 1), Sleep(2, 3));
+
+    [Fact]
+    public Task FieldTrylockBalancesAndIsForgottenWithItsObject() => AnalyzeAsync<SectionImbalanceAnalyzer>("""
+        class Dev
+        {
+            public spinlock_t lk = new();
+            public bool held;
+
+            void testedAgain(int n)
+            {
+                if (!(held = spin_trylock(lk)))
+                    udelay(1);
+                n++;
+                if (held)
+                    spin_unlock(lk);
+            }
+
+            static void reassigned(Dev dev, Dev next)
+            {
+                dev.held = spin_trylock(dev.lk);
+                dev = next;
+                if (dev.held)
+                    udelay(1);
+            }
+        }
+        """);
 }
