@@ -39,7 +39,7 @@ public class RobustnessTests
             Assert.Equal((pair.Key, pair.Value), (pair.Key, counts.TryGetValue(pair.Key, out int n) ? n : 0));
     }
 
-    /// <summary>Delegate targets, trylock locals and called helpers in unusual places, some of them in code that does not compile.</summary>
+    /// <summary>Delegate targets, trylock locals, fields and helpers, and called helpers in unusual places, some of them in code that does not compile.</summary>
     [Fact]
     public async Task UnusualShapesDoNotThrow()
     {
@@ -78,7 +78,31 @@ public class RobustnessTests
                     void local() { int c = smp_processor_id(); recurse(c); }
                     void recurse(int n) { if (n > 0) recurse(n - 1); }
                 }
+
+                // Trylock helpers and holders: recursion, a lock that does not exist, static and
+                // property holders, a lock passed by reference, a virtual helper.
+                static bool sheld;
+                bool Held { get; set; }
+                bool ping() => pong();
+                bool pong() => ping();
+                bool lost() => spin_trylock(missing_lock);
+                static bool by_ref(ref spinlock_t l) => spin_trylock(l);
+                protected virtual bool try_virtual() => spin_trylock(lk);
+                bool local_trylock() { bool inner() => spin_trylock(lk); return inner(); }
+                void g()
+                {
+                    if (ping() || lost()) spin_unlock(lk);
+                    if (!(sheld = spin_trylock(lk))) return;
+                    Held = spin_trylock(lk);
+                    if (Held && sheld) spin_unlock(lk);
+                    if (by_ref(ref lk)) spin_unlock(lk);
+                    if (try_virtual() && local_trylock()) spin_unlock(lk);
+                    (sheld, Held) = (spin_trylock(lk), true);
+                }
             }
+
+            partial class Dev2 { private void h() => request_irq(1, handler, 0, "d", null); }
+            partial class Dev2 { private int handler(int irq, object? dev) { msleep(1); return 1; } private int handler; }
             """;
         Compilation compilation = Compilations.Create(new[] { ("Unusual.cs", source) });
         Assert.NotEmpty(compilation.GetDiagnostics().Where(d => d.Severity == DiagnosticSeverity.Error));
