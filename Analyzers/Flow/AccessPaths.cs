@@ -17,6 +17,12 @@ internal static class AccessPaths
     public const string CapturedParameterPrefix = "p:";
     public const string StaticPrefix = "s:";
 
+    /// <summary>
+    /// The object a field or property belongs to, in the paths the compilation index keeps per member (the
+    /// cache a field's memory came from, <c>$owner.cache</c>): each access renames it to its own instance.
+    /// </summary>
+    public const string FieldOwner = "$owner";
+
     public static IOperation Strip(IOperation operation)
     {
         while (operation is IConversionOperation { Operand: { } operand })
@@ -71,6 +77,32 @@ internal static class AccessPaths
             return argument(ordinal) is { } mapped ? mapped + rest : null;
         return null;
     }
+
+    /// <summary>
+    /// A path in the terms of the object whose member is assigned (<c>$owner.cache</c> for
+    /// <c>this.cache</c> when <c>this.buf</c> is assigned), or null when it does not start there; static
+    /// paths stay as they are.
+    /// </summary>
+    public static string? RelativeTo(string? path, string? instance)
+    {
+        if (path is null || IsStatic(path))
+            return path;
+        if (instance is null || !IsAtOrBelow(path, instance))
+            return null;
+        return FieldOwner + path.Substring(instance.Length);
+    }
+
+    /// <summary>A path kept per member (<see cref="FieldOwner"/>) in the terms of one access to the member, whose instance has this path.</summary>
+    public static string? AtAccess(string? path, string? instance)
+    {
+        if (path is null || IsStatic(path))
+            return path;
+        return instance is not null && IsAtOrBelow(path, FieldOwner) ? instance + path.Substring(FieldOwner.Length) : null;
+    }
+
+    /// <summary>Whether the path is <paramref name="root"/> itself or a member path below it.</summary>
+    public static bool IsAtOrBelow(string path, string root) =>
+        path == root || path.Length > root.Length && path[root.Length] == '.' && path.StartsWith(root, StringComparison.Ordinal);
 
     /// <summary>Whether <see cref="Rebase"/> can name the path in a caller's terms: it starts at a static member, the receiver or a parameter.</summary>
     public static bool CanRebase(string path) =>

@@ -527,12 +527,31 @@ internal sealed partial class BodyAnalysis
             case IFieldReferenceOperation or IPropertyReferenceOperation when Path(stripped) is { } member && state.TryGetOrigins(member, out var known):
                 return known;
             case IFieldReferenceOperation field:
-                return context.Index.OriginsOf(field.Field);
+                return MemberOriginsAt(stripped, context.Index.OriginsOf(field.Field), field.Instance);
             case IPropertyReferenceOperation property:
-                return context.Index.OriginsOf(property.Property);
+                return MemberOriginsAt(stripped, context.Index.OriginsOf(property.Property), property.Instance);
             default:
                 return Path(stripped) is { } path && state.TryGetOrigins(path, out var origins) ? origins : ImmutableArray<AllocationOrigin>.Empty;
         }
+    }
+
+    /// <summary>
+    /// A member's origins as this access sees them: caches named relative to the member's object are
+    /// renamed to this access's instance (<c>other.buf</c> came from <c>other.cache</c>), once per access,
+    /// so that every visit sees the same array.
+    /// </summary>
+    private ImmutableArray<AllocationOrigin> MemberOriginsAt(IOperation access, ImmutableArray<AllocationOrigin> origins, IOperation? instance)
+    {
+        if (!origins.Any(o => o.Owner is { } owner && AccessPaths.IsAtOrBelow(owner, AccessPaths.FieldOwner)))
+            return origins;
+        if (!memberOrigins.TryGetValue(access, out var renamed))
+        {
+            string? at = Path(instance);
+            renamed = origins.Select(o => o with { Owner = AccessPaths.AtAccess(o.Owner, at) }).Distinct().ToImmutableArray();
+            memberOrigins[access] = renamed;
+        }
+
+        return renamed;
     }
 
     /// <summary>What a call's result may come from, worked out once per call.</summary>

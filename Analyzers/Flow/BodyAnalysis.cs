@@ -41,6 +41,7 @@ internal sealed partial class BodyAnalysis
     private readonly Dictionary<IOperation, string?> paths = new();
     private readonly Dictionary<(IOperation Call, SectionSpec? Section), SectionOrigin> sectionOrigins = new();
     private readonly Dictionary<IInvocationOperation, ImmutableArray<AllocationOrigin>> allocations = new();
+    private readonly Dictionary<IOperation, ImmutableArray<AllocationOrigin>> memberOrigins = new();
     private readonly Dictionary<IInvocationOperation, TrylockResult?> trylocks = new();
     private readonly Dictionary<IOperation, ImmutableArray<IMethodSymbol>> callees = new();
     private readonly Dictionary<IMethodSymbol, MethodSummary> localFunctionSummaries;

@@ -32,12 +32,19 @@ internal sealed class CompilationIndex
         names = new Lazy<NameIndex>(() => NameIndex.Build(compilation), LazyThreadSafetyMode.ExecutionAndPublication);
     }
 
-    /// <summary>Every allocation that any assignment in the compilation stores into the field or property.</summary>
+    /// <summary>
+    /// Every allocation that any assignment in the compilation stores into the field or property. A cache
+    /// it came from is named relative to the object the member belongs to (<see cref="AccessPaths.FieldOwner"/>)
+    /// when the assignment named it so (<c>buf = get(cache)</c>, <c>d.buf = get(d.cache)</c>), else not at all.
+    /// </summary>
     public ImmutableArray<AllocationOrigin> OriginsOf(ISymbol member) =>
         memberOrigins.TryGetValue(member, out var known) ? known : memberOrigins.GetOrAdd(member, m => AssignedValues(m)
             .SelectMany(value => value.Allocation is { } allocation ? new[] { allocation }
                 : value.Called is { } called
-                    ? context.Targets.Of(called, value.CalledThrough).SelectMany(t => context.Summaries.Get(t).Returns.Select(o => o with { Owner = null }))
+                    ? context.Targets.Of(called, value.CalledThrough).SelectMany(t => context.Summaries.Get(t).Returns.Select(o => o with
+                        {
+                            Owner = AccessPaths.Rebase(o.Owner, ordinal => ordinal < value.Arguments.Length ? value.Arguments[ordinal] : null, value.Receiver),
+                        }))
                     : Enumerable.Empty<AllocationOrigin>())
             .Distinct()
             .ToImmutableArray());
@@ -75,11 +82,35 @@ internal sealed class CompilationIndex
             if (target is null || value is null || model.GetOperation(value) is not { } operation)
                 continue;
             ISymbol key = target.OriginalDefinition;
-            byMember[key] = (byMember.TryGetValue(key, out var known) ? known : ImmutableArray<AssignedValue>.Empty).Add(AssignedValue.Of(context, AccessPaths.Strip(operation)));
+            ISymbol? body = model.GetEnclosingSymbol(candidate.SpanStart);
+            byMember[key] = (byMember.TryGetValue(key, out var known) ? known : ImmutableArray<AssignedValue>.Empty)
+                .Add(AssignedValue.Of(context, AccessPaths.Strip(operation), body, OwnerPathOf(model, candidate, target)));
         }
 
         return byMember;
     }
+
+    /// <summary>
+    /// The path, in the assigning body's terms, of the object whose member an assignment stores into:
+    /// <c>$this</c> for an initializer or <c>buf = ...</c>, <c>$0</c> for <c>d.buf = ...</c> with d the
+    /// first parameter; null for a static member or an instance with no path.
+    /// </summary>
+    private static string? OwnerPathOf(SemanticModel model, SyntaxNode candidate, ISymbol target)
+    {
+        if (target.IsStatic)
+            return null;
+        if (candidate is not AssignmentExpressionSyntax assignment)
+            return AccessPaths.This;
+        IOperation? instance = model.GetOperation(assignment.Left) switch
+        {
+            IMemberReferenceOperation member => member.Instance,
+            _ => null,
+        };
+        return AccessPaths.Of(instance, model.GetEnclosingSymbol(assignment.SpanStart), NoCaptures);
+    }
+
+    /// <summary>Operation trees outside a control-flow graph have no flow captures.</summary>
+    private static string NoCaptures(Microsoft.CodeAnalysis.FlowAnalysis.CaptureId id) => "#";
 
     /// <summary>Where the method is passed to a [RunsCallback] parameter that runs it in atomic context.</summary>
     public CallbackRegistration? CallbackOf(IMethodSymbol method) =>
@@ -187,9 +218,14 @@ internal sealed class CompilationIndex
     /// What an assignment stores, as symbols and origins rather than operations: an operation keeps its
     /// semantic model, and with it the bound trees of a whole file, alive for the rest of the build.
     /// </summary>
-    private sealed record AssignedValue(IMethodSymbol? Delegate, AllocationOrigin? Allocation, IMethodSymbol? Called, ISymbol? CalledThrough)
+    /// <remarks>
+    /// Paths in it are relative to the object whose member is assigned (<see cref="AccessPaths.FieldOwner"/>):
+    /// the allocation's cache, and a called helper's arguments (by parameter ordinal) and receiver.
+    /// </remarks>
+    private sealed record AssignedValue(IMethodSymbol? Delegate, AllocationOrigin? Allocation, IMethodSymbol? Called, ISymbol? CalledThrough,
+        ImmutableArray<string?> Arguments, string? Receiver)
     {
-        public static AssignedValue Of(KmemGuardContext context, IOperation value)
+        public static AssignedValue Of(KmemGuardContext context, IOperation value, ISymbol? body, string? owner)
         {
             IMethodSymbol? assignedDelegate = (value is IDelegateCreationOperation creation ? creation.Target : value) switch
             {
@@ -198,10 +234,23 @@ internal sealed class CompilationIndex
                 _ => null,
             };
             if (value is not IInvocationOperation call)
-                return new AssignedValue(assignedDelegate, null, null, null);
-            return context.EffectsOf(call.TargetMethod).Allocates is { } allocation
-                ? new AssignedValue(null, BodyAnalysis.OriginOf(allocation, call.TargetMethod.Name, call.Arguments, call.Syntax.GetLocation(), _ => null), null, null)
-                : new AssignedValue(null, null, call.TargetMethod, CallTargets.DelegateMemberOf(call.Instance));
+                return new AssignedValue(assignedDelegate, null, null, null, ImmutableArray<string?>.Empty, null);
+            string? Relative(IOperation? operation) => AccessPaths.RelativeTo(AccessPaths.Of(operation, body, NoCaptures), owner);
+            if (context.EffectsOf(call.TargetMethod).Allocates is { } allocation)
+            {
+                var origin = BodyAnalysis.OriginOf(allocation, call.TargetMethod.Name, call.Arguments, call.Syntax.GetLocation(), Relative);
+                return new AssignedValue(null, origin, null, null, ImmutableArray<string?>.Empty, null);
+            }
+
+            var arguments = new string?[call.TargetMethod.Parameters.Length];
+            foreach (IArgumentOperation argument in call.Arguments)
+            {
+                if (argument.Parameter is { Ordinal: var ordinal } && ordinal < arguments.Length)
+                    arguments[ordinal] = Relative(argument.Value);
+            }
+
+            string? receiver = call.Instance is null ? null : Relative(call.Instance);
+            return new AssignedValue(null, null, call.TargetMethod, CallTargets.DelegateMemberOf(call.Instance), arguments.ToImmutableArray(), receiver);
         }
     }
 

@@ -170,7 +170,7 @@ internal sealed class FlowState : IEquatable<FlowState>
         for (int i = 0; i < map.Count; i++)
         {
             string existing = map[i].Key;
-            if (existing == key || existing.Length > key.Length && existing[key.Length] == '.' && existing.StartsWith(key, StringComparison.Ordinal))
+            if (AccessPaths.IsAtOrBelow(existing, key))
                 kept = kept.Remove(existing);
         }
 

@@ -158,7 +158,7 @@ public class MismatchedFreeCodeFixTests
             }
 
             void open() => buf = kmem_cache_alloc(this.cache, GFP_KERNEL);
-            void release() => kmem_cache_free(this.cache, buf);
+            void release() => kmem_cache_free(cache, buf);
         }
         """, MismatchedFreeCodeFixProvider.FreeToCacheKey,
         IgnoreExtra(Kmg("KMG0002").WithLocation(0)), IgnoreExtra(Kmg("KMG0002").WithLocation(1)), IgnoreExtra(Kmg("KMG0002").WithLocation(2)));
@@ -194,7 +194,7 @@ public class MismatchedFreeCodeFixTests
             }
 
             void submit() => req = mempool_alloc(this.pool, GFP_NOIO);
-            void complete() => mempool_free(req, this.pool);
+            void complete() => mempool_free(req, pool);
         }
         """, MismatchedFreeCodeFixProvider.FreeToCacheKey,
         IgnoreExtra(Kmg("KMG0002").WithLocation(0)), IgnoreExtra(Kmg("KMG0002").WithLocation(1)), IgnoreExtra(Kmg("KMG0002").WithLocation(2)));

@@ -67,22 +67,30 @@ internal static class Verifier
 
     public static Task FixAsync<TAnalyzer, TFix>(string body, string fixedBody, string? equivalenceKey, params DiagnosticResult[] expected)
         where TAnalyzer : DiagnosticAnalyzer, new()
+        where TFix : CodeFixProvider, new() =>
+        FixSourcesAsync<TAnalyzer, TFix>(new[] { body }, new[] { fixedBody }, equivalenceKey, expected);
+
+    /// <summary>A fix test over several files (Driver0.cs, Driver1.cs, ...), each after the prelude's usings.</summary>
+    public static Task FixSourcesAsync<TAnalyzer, TFix>(string[] bodies, string[] fixedBodies, string? equivalenceKey, params DiagnosticResult[] expected)
+        where TAnalyzer : DiagnosticAnalyzer, new()
         where TFix : CodeFixProvider, new()
     {
         var test = new CSharpCodeFixTest<TAnalyzer, TFix, DefaultVerifier>
         {
             ReferenceAssemblies = Net100,
-            TestCode = Prelude.Usings + body,
-            FixedCode = Prelude.Usings + fixedBody,
             CodeActionEquivalenceKey = equivalenceKey,
             TestBehaviors = Speed,
             // Fix All in document runs for every fix test; project and solution scopes in CodeFixTests.FixAllAcrossDocuments.
             CodeFixTestBehaviors = CodeFixTestBehaviors.SkipFixAllInProjectCheck | CodeFixTestBehaviors.SkipFixAllInSolutionCheck,
         };
-        test.TestState.Sources.Add(("Prelude.cs", Prelude.Source));
-        test.TestState.AdditionalReferences.Add(Runtime);
-        test.FixedState.Sources.Add(("Prelude.cs", Prelude.Source));
-        test.FixedState.AdditionalReferences.Add(Runtime);
+        foreach (var (state, sources) in new[] { (test.TestState, bodies), (test.FixedState, fixedBodies) })
+        {
+            for (int i = 0; i < sources.Length; i++)
+                state.Sources.Add(($"Driver{i}.cs", Prelude.Usings + sources[i]));
+            state.Sources.Add(("Prelude.cs", Prelude.Source));
+            state.AdditionalReferences.Add(Runtime);
+        }
+
         test.ExpectedDiagnostics.AddRange(expected);
         return test.RunAsync(CancellationToken.None);
     }
