@@ -491,10 +491,13 @@ internal sealed partial class BodyAnalysis
     {
         if (collector is null)
             return;
+        bool? returnsConstant = branch.Semantics == ControlFlowBranchSemantics.Return && block.BranchValue is { } value
+            && AccessPaths.Strip(value).ConstantValue is { HasValue: true, Value: bool constant } ? constant : null;
+        var own = state.Sections.Entries().Where(p => !p.Value.FromCaller && p.Value.Max > 0).ToList();
+        collector.ExitHolds(returnsConstant, own.Where(p => p.Value.Min > 0).Select(p => p.Key).ToImmutableArray(), own.Select(p => p.Key).ToImmutableArray());
+
         // One report per entering call: spin_lock_irqsave's lock and irq sections are one imbalance.
-        var held = state.Sections.Entries()
-            .Where(p => !p.Value.FromCaller && p.Value.Max > 0 && !ownerEffects.DeclaresSectionChange(p.Key.Kind))
-            .GroupBy(p => p.Value.Origin.Location);
+        var held = own.Where(p => !ownerEffects.DeclaresSectionChange(p.Key.Kind)).GroupBy(p => p.Value.Origin.Location);
         foreach (var group in held)
         {
             // The section that names its lock says more ("spin_lock_irqsave(lk)", not "spin_lock_irqsave()");
@@ -502,9 +505,12 @@ internal sealed partial class BodyAnalysis
             SectionOrigin origin = group.OrderBy(p => p.Key.Lock is null).ThenBy(p => p.Key.Kind).First().Value.Origin;
             Location location = ExitLocations.Of(block, branch, owner);
             var properties = ImmutableDictionary<string, string?>.Empty.Add(FixProperties.Release, origin.Release);
-            collector.Report(Descriptors.SectionImbalance, location, ImmutableArray.Create(origin.Location), properties,
-                origin.Description + " at line " + Line(origin.Location) + " is still held when " + AsCall(ownerName) + " returns here"
-                + (origin.Release.Length > 0 ? ": call " + origin.Release + " first" : ""));
+            string message = origin.Description + " at line " + Line(origin.Location) + " is still held when " + AsCall(ownerName) + " returns here"
+                + (origin.Release.Length > 0 ? ": call " + origin.Release + " first" : "");
+            if (returnsConstant == true)
+                collector.ReportHeldAtReturnTrue(group.Select(p => p.Key).ToImmutableArray(), Descriptors.SectionImbalance, location, ImmutableArray.Create(origin.Location), properties, message);
+            else
+                collector.Report(Descriptors.SectionImbalance, location, ImmutableArray.Create(origin.Location), properties, message);
         }
 
         if (block.BranchValue is { } returned && branch.Semantics == ControlFlowBranchSemantics.Return && branch == block.FallThroughSuccessor)

@@ -21,6 +21,8 @@ internal sealed class Collector
     private SleepPath? needsPreemptionOff;
     private ImmutableArray<SectionId> returnedTrylock;
     private bool returnsOtherValues;
+    private readonly List<(bool? Returns, ImmutableArray<SectionId> Held, ImmutableArray<SectionId> MaybeHeld)> exitSections = new();
+    private readonly List<(ImmutableArray<SectionId> Held, Finding Finding)> heldAtReturnTrue = new();
 
     public Collector(bool collectFindings) => this.collectFindings = collectFindings;
 
@@ -29,6 +31,43 @@ internal sealed class Collector
     {
         if (collectFindings && reported.Add((descriptor.Id + arguments.FirstOrDefault(), location)))
             findings.Add(new Finding(descriptor, location, additional, properties, arguments));
+    }
+
+    /// <summary>
+    /// A section still held where the body returns <c>true</c>: an imbalance, unless the body turns out to
+    /// be a trylock of its own (see <see cref="ExitHolds"/>), which is what such a return means then.
+    /// </summary>
+    public void ReportHeldAtReturnTrue(ImmutableArray<SectionId> held, DiagnosticDescriptor descriptor, Location location,
+        ImmutableArray<Location> additional, ImmutableDictionary<string, string?> properties, params object[] arguments)
+    {
+        if (collectFindings)
+            heldAtReturnTrue.Add((held, new Finding(descriptor, location, additional, properties, arguments)));
+    }
+
+    /// <summary>
+    /// What an exit returns (a bool constant, or null for anything else or nothing) and the sections the
+    /// body itself entered that every path to it holds, and that some path holds.
+    /// </summary>
+    public void ExitHolds(bool? returns, ImmutableArray<SectionId> held, ImmutableArray<SectionId> maybeHeld) =>
+        exitSections.Add((returns, held, maybeHeld));
+
+    /// <summary>
+    /// The sections of a body that is a trylock of its own (the kernel's <c>__cond_acquires</c>): every exit
+    /// returns a constant, those returning true all hold the same sections, and those returning false
+    /// (there is at least one) hold none of them. Empty otherwise.
+    /// </summary>
+    private ImmutableArray<SectionId> ConditionallyAcquired()
+    {
+        if (exitSections.Count == 0 || exitSections.Any(e => e.Returns is null) || !exitSections.Any(e => e.Returns == false))
+            return ImmutableArray<SectionId>.Empty;
+        var whenTrue = exitSections.Where(e => e.Returns == true).ToList();
+        if (whenTrue.Count == 0)
+            return ImmutableArray<SectionId>.Empty;
+        ImmutableArray<SectionId> held = whenTrue[0].Held;
+        bool same = whenTrue.All(e => e.Held.Length == held.Length && e.MaybeHeld.Length == held.Length && held.All(e.Held.Contains));
+        bool noneWhenFalse = exitSections.Where(e => e.Returns == false).All(e => !e.MaybeHeld.Any(held.Contains));
+        bool nameable = held.All(id => id.Lock is null || AccessPaths.CanRebase(id.Lock));
+        return same && noneWhenFalse && nameable ? held : ImmutableArray<SectionId>.Empty;
     }
 
     public void Sleeps(SleepPath path) => sleeps ??= path;
@@ -88,6 +127,15 @@ internal sealed class Collector
         }
 
         var entersIfTrue = returnsOtherValues || returnedTrylock.IsDefault ? ImmutableArray<SectionId>.Empty : returnedTrylock;
+        ImmutableArray<SectionId> acquired = ConditionallyAcquired();
+        if (entersIfTrue.IsEmpty)
+            entersIfTrue = acquired;
+        foreach (var (held, finding) in heldAtReturnTrue)
+        {
+            if (!held.All(acquired.Contains))
+                Report(finding.Descriptor, finding.Location, finding.AdditionalLocations, finding.Properties, finding.MessageArgs);
+        }
+
         var summary = new MethodSummary(sleeps, sleepsIfGfp.ToImmutableDictionary(), returns, frees.ToImmutableDictionary(), deltas, needsPreemptionOff, entersIfTrue);
         return new BodyResult(findings.ToImmutableArray(), summary, lambdas.ToImmutableArray(), localCallbacks.ToImmutableDictionary(SymbolEqualityComparer.Default));
     }

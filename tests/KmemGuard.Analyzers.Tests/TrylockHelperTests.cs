@@ -174,4 +174,90 @@ public class TrylockHelperTests
             }
         }
         """);
+
+    [Fact]
+    public Task HelperThatTakesTheLockAndReturnsTrue() => AnalyzeAsync<SleepInAtomicAnalyzer>("""
+        class Dev
+        {
+            public spinlock_t lk = new();
+            public int users;
+
+            public static bool get_dev(Dev d)
+            {
+                if (!spin_trylock(d.lk))
+                    return false;
+                d.users++;
+                return true;
+            }
+
+            static void use(Dev dev)
+            {
+                if (!{|#1:get_dev(dev)|})
+                {
+                    msleep(1);
+                    return;
+                }
+                {|#0:msleep(2)|};
+                spin_unlock(dev.lk);
+                msleep(3);
+            }
+        }
+        """, Kmg("KMG0001").WithLocation(0).WithLocation(1));
+
+    [Fact]
+    public Task HelperThatTakesTheLockIsBalancedAndItsCallersAreChecked() => AnalyzeAsync<SectionImbalanceAnalyzer>("""
+        class Dev
+        {
+            spinlock_t lk = new();
+            bool busy;
+
+            bool get_dev()
+            {
+                if (!spin_trylock(lk))
+                    return false;
+                if (busy)
+                {
+                    spin_unlock(lk);
+                    return false;
+                }
+                return true;
+            }
+
+            int poll()
+            {
+                if (!{|#1:get_dev()|})
+                    return -11;
+                if (busy)
+                    {|#0:return -16;|}
+                spin_unlock(lk);
+                return 0;
+            }
+        }
+        """, Kmg("KMG0004").WithLocation(0).WithLocation(1));
+
+    [Fact]
+    public Task ReturningTrueWithTheLockIsAnImbalanceWhenFalseHoldsItToo() => AnalyzeAsync<SectionImbalanceAnalyzer>("""
+        class Dev
+        {
+            spinlock_t lk = new();
+            bool busy;
+
+            bool always()
+            {
+                {|#1:spin_lock(lk)|};
+                {|#0:return true;|}
+            }
+
+            bool sometimes()
+            {
+                {|#3:spin_lock(lk)|};
+                if (busy)
+                    {|#4:return false;|}
+                {|#2:return true;|}
+            }
+        }
+        """,
+        Kmg("KMG0004").WithLocation(0).WithLocation(1),
+        Kmg("KMG0004").WithLocation(2).WithLocation(3),
+        Kmg("KMG0004").WithLocation(4).WithLocation(3));
 }
