@@ -493,8 +493,11 @@ internal sealed partial class BodyAnalysis
             return;
         bool? returnsConstant = branch.Semantics == ControlFlowBranchSemantics.Return && block.BranchValue is { } value
             && AccessPaths.Strip(value).ConstantValue is { HasValue: true, Value: bool constant } ? constant : null;
-        var own = state.Sections.Entries().Where(p => !p.Value.FromCaller && p.Value.Max > 0).ToList();
-        collector.ExitHolds(returnsConstant, own.Where(p => p.Value.Min > 0).Select(p => p.Key).ToImmutableArray(), own.Select(p => p.Key).ToImmutableArray());
+        KeyValuePair<SectionId, SectionCount>[] own = state.Sections.IsEmpty ? System.Array.Empty<KeyValuePair<SectionId, SectionCount>>()
+            : state.Sections.Entries().Where(p => !p.Value.FromCaller && p.Value.Max > 0).ToArray();
+        // Only a bool method can be a trylock of its own; the others need no record of their exits.
+        if (owner is IMethodSymbol { ReturnType.SpecialType: SpecialType.System_Boolean })
+            collector.ExitHolds(returnsConstant, own.Where(p => p.Value.Min > 0).Select(p => p.Key).ToImmutableArray(), own.Select(p => p.Key).ToImmutableArray());
 
         // One report per entering call: spin_lock_irqsave's lock and irq sections are one imbalance.
         var held = own.Where(p => !ownerEffects.DeclaresSectionChange(p.Key.Kind)).GroupBy(p => p.Value.Origin.Location);
