@@ -173,7 +173,7 @@ internal static class QuickRun
     {
         double[] ratios = small.Zip(large, (a, b) => b / a).ToArray();
         double q1 = Quantile(ratios, 0.25), q3 = Quantile(ratios, 0.75);
-        string verdict = q3 <= goal ? "met" : q1 > goal ? "not met" : "not shown (spread)";
+        string verdict = SpreadVerdict(q1, q3, goal);
         return string.Create(CultureInfo.InvariantCulture, $"×{Quantile(ratios, 0.5):F2} [{q1:F2}–{q3:F2}] {verdict}; median {MedianVerdict(ratios, goal, "F2")}");
     }
 
@@ -183,7 +183,7 @@ internal static class QuickRun
         double[] a = small.ToArray(), b = large.ToArray();
         double low = Quantile(b, 0.25) / Quantile(a, 0.75);
         double high = Quantile(b, 0.75) / Quantile(a, 0.25);
-        string verdict = high <= ScalingGoal ? "met" : low > ScalingGoal ? "not met" : "not shown (spread)";
+        string verdict = SpreadVerdict(low, high, ScalingGoal);
         return string.Create(CultureInfo.InvariantCulture, $"×{Quantile(b, 0.5) / Quantile(a, 0.5):F2} [{low:F2}–{high:F2}] {verdict}");
     }
 
@@ -288,8 +288,11 @@ internal static class QuickRun
     }
 
     /// <summary>Whether per-round overheads are within the 10 % goal: met only when the third quartile is.</summary>
-    public static string Verdict(double[] overheads) =>
-        Quantile(overheads, 0.75) <= Goal ? "met" : Quantile(overheads, 0.25) > Goal ? "not met" : "not shown (spread)";
+    public static string Verdict(double[] overheads) => SpreadVerdict(Quantile(overheads, 0.25), Quantile(overheads, 0.75), Goal);
+
+    /// <summary>Met when the whole range is within the goal, not met when all of it is above, else not shown.</summary>
+    private static string SpreadVerdict(double low, double high, double goal) =>
+        high <= goal ? "met" : low > goal ? "not met" : "not shown (spread)";
 
     /// <summary>Median (min–max).</summary>
     public static string Summary(double[] values) =>
