@@ -139,7 +139,7 @@ internal sealed class KmemGuardContext
 
             if (ReferenceEquals(entry, FlowState.Empty) && owner is not null && Summaries.Claim(owner, root) is { } analyzed)
             {
-                AddFindings(analyzed.Graph, analyzed.Result, findings, block.CancellationToken);
+                AddFindings(analyzed.NestedGraphs, analyzed.Result, findings, block.CancellationToken);
                 continue;
             }
 
@@ -217,9 +217,11 @@ internal sealed class KmemGuardContext
     }
 
     /// <summary>A body's own findings, then those of the lambdas and local functions it starts, each from its own entry context.</summary>
-    private void AddFindings(ControlFlowGraph graph, BodyResult result, ImmutableArray<Finding>.Builder findings, CancellationToken cancellation)
+    private void AddFindings(ControlFlowGraph? graph, BodyResult result, ImmutableArray<Finding>.Builder findings, CancellationToken cancellation)
     {
         findings.AddRange(result.Findings);
+        if (graph is null)
+            return;
         foreach (var (lambda, registration) in result.Lambdas)
             AnalyzeGraph(graph.GetAnonymousFunctionControlFlowGraph(lambda), lambda.Symbol, EntryOf(lambda.Symbol, registration), findings, false, cancellation);
         foreach (IMethodSymbol local in graph.LocalFunctions)

@@ -10,8 +10,16 @@ using Microsoft.CodeAnalysis.Text;
 
 namespace KmemGuard.Analyzers.Flow;
 
-/// <summary>A body analysed from an empty entry state, with the graph its nested lambdas and local functions come from.</summary>
-internal sealed record AnalyzedBody(ControlFlowGraph Graph, BodyResult Result);
+/// <summary>
+/// A body analysed from an empty entry state, with the graph its nested lambdas and local functions come
+/// from, or null when it has none: a body waits here until the driver reaches its method, often files
+/// later, and a graph kept that long is promoted by the collector instead of dying young.
+/// </summary>
+internal sealed record AnalyzedBody(SyntaxNode Body, ControlFlowGraph? NestedGraphs, BodyResult Result)
+{
+    public static AnalyzedBody Of(ControlFlowGraph graph, BodyResult result) => new(graph.OriginalOperation.Syntax,
+        result.Lambdas.IsEmpty && graph.LocalFunctions.IsEmpty ? null : graph, result);
+}
 
 /// <summary>
 /// Computes a source method's summary on demand from its own operation tree and caches it for the
@@ -74,7 +82,7 @@ internal sealed class SummaryProvider
         try
         {
             if (GraphOf(method) is { } graph)
-                analyzed = new AnalyzedBody(graph, BodyAnalysis.Run(context, graph, method, FlowState.Empty, collectFindings: true));
+                analyzed = AnalyzedBody.Of(graph, BodyAnalysis.Run(context, graph, method, FlowState.Empty, collectFindings: true));
         }
         finally
         {
@@ -104,7 +112,7 @@ internal sealed class SummaryProvider
         IOperation root = block;
         while (root.Parent is { } parent)
             root = parent;
-        return unclaimedBodies.TryRemove(Normalize(method), out var analyzed) && analyzed.Graph.OriginalOperation.Syntax == root.Syntax ? analyzed : null;
+        return unclaimedBodies.TryRemove(Normalize(method), out var analyzed) && analyzed.Body == root.Syntax ? analyzed : null;
     }
 
     /// <summary>Drops the analysis a summary run made of a body whose findings pass needs none.</summary>
