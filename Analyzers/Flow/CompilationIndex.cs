@@ -313,6 +313,8 @@ internal sealed class CompilationIndex
                     continue;
                 }
 
+                if (HoldsNoCandidates(node))
+                    continue;
                 Index(node, enclosingTypes);
                 if (node is BaseTypeDeclarationSyntax type)
                 {
@@ -328,23 +330,35 @@ internal sealed class CompilationIndex
             }
         }
 
+        /// <summary>
+        /// Names, directives, attributes and parameter lists: nothing in them assigns, passes or calls a
+        /// member (the walk touches every node of every file, so these are not even entered).
+        /// </summary>
+        private static bool HoldsNoCandidates(SyntaxNode node) => (SyntaxKind)node.RawKind is SyntaxKind.IdentifierName or SyntaxKind.PredefinedType
+            or SyntaxKind.QualifiedName or SyntaxKind.GenericName or SyntaxKind.AliasQualifiedName or SyntaxKind.UsingDirective
+            or SyntaxKind.AttributeList or SyntaxKind.ParameterList or SyntaxKind.BracketedParameterList or SyntaxKind.TypeParameterList
+            or SyntaxKind.TypeParameterConstraintClause or SyntaxKind.BaseList or SyntaxKind.NumericLiteralExpression
+            or SyntaxKind.StringLiteralExpression or SyntaxKind.TrueLiteralExpression or SyntaxKind.FalseLiteralExpression
+            or SyntaxKind.NullLiteralExpression;
+
+        /// <summary>Dispatches on the kind, one integer test per node, before any type test.</summary>
         private void Index(SyntaxNode node, List<string> enclosingTypes)
         {
-            switch (node)
+            switch ((SyntaxKind)node.RawKind)
             {
-                case AssignmentExpressionSyntax { RawKind: (int)SyntaxKind.SimpleAssignmentExpression } assignment when RightmostName(assignment.Left) is { } name:
+                case SyntaxKind.SimpleAssignmentExpression when RightmostName(((AssignmentExpressionSyntax)node).Left) is { } name:
                     Assignments.Add(name, node, enclosingTypes);
                     break;
-                case VariableDeclaratorSyntax { Initializer: not null, Parent.Parent: FieldDeclarationSyntax } declarator:
+                case SyntaxKind.VariableDeclarator when node is VariableDeclaratorSyntax { Initializer: not null, Parent.Parent: FieldDeclarationSyntax } declarator:
                     Assignments.Add(declarator.Identifier.ValueText, node, enclosingTypes);
                     break;
-                case PropertyDeclarationSyntax { Initializer: not null } property:
+                case SyntaxKind.PropertyDeclaration when node is PropertyDeclarationSyntax { Initializer: not null } property:
                     Assignments.Add(property.Identifier.ValueText, node, enclosingTypes);
                     break;
-                case ArgumentSyntax argument when RightmostName(argument.Expression) is { } passed:
+                case SyntaxKind.Argument when node is ArgumentSyntax argument && RightmostName(argument.Expression) is { } passed:
                     Arguments.Add(passed, argument, enclosingTypes);
                     break;
-                case InvocationExpressionSyntax invocation when RightmostName(invocation.Expression) is { } callee:
+                case SyntaxKind.InvocationExpression when node is InvocationExpressionSyntax invocation && RightmostName(invocation.Expression) is { } callee:
                     Invocations.Add(callee, invocation, enclosingTypes);
                     break;
             }
