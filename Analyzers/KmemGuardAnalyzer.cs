@@ -17,7 +17,10 @@ public abstract class KmemGuardAnalyzer : DiagnosticAnalyzer
     public sealed override void Initialize(AnalysisContext context)
     {
         context.EnableConcurrentExecution();
-        context.ConfigureGeneratedCodeAnalysis(GeneratedCodeAnalysisFlags.None);
+        // No callbacks on generated code (files, and symbols with [GeneratedCode]); but a finding is always in
+        // the body being analyzed, so the driver need not check each reported location again: that check
+        // scans the reporting file's tokens for a [GeneratedCode] attribute, per file with a diagnostic.
+        context.ConfigureGeneratedCodeAnalysis(GeneratedCodeAnalysisFlags.ReportDiagnostics);
         context.RegisterCompilationStartAction(start =>
         {
             if (KmemGuardContext.For(start.Compilation) is not { } kmem)

@@ -29,4 +29,21 @@ public class GeneratedCodeTests
         test.ExpectedDiagnostics.Add(Kmg("KMG0001").WithLocation(0).WithOptions(DiagnosticOptions.IgnoreAdditionalLocations));
         return test.RunAsync(CancellationToken.None);
     }
+
+    /// <summary>A type marked [GeneratedCode] in an ordinary file is skipped too; the ordinary type beside it is not.</summary>
+    [Fact]
+    public Task GeneratedCodeAttributeSkipsTheType() => AnalyzeAsync<SleepInAtomicAnalyzer>("""
+        [System.CodeDom.Compiler.GeneratedCode("tool", "1.0")]
+        class Generated
+        {
+            spinlock_t lk = new();
+            void f() { spin_lock(lk); msleep(1); spin_unlock(lk); }
+        }
+
+        class Written
+        {
+            spinlock_t lk = new();
+            void f() { spin_lock(lk); {|#0:msleep(1)|}; spin_unlock(lk); }
+        }
+        """, Kmg("KMG0001").WithLocation(0).WithOptions(DiagnosticOptions.IgnoreAdditionalLocations));
 }

@@ -24,10 +24,10 @@ internal static class Verifier
     /// <summary>An expected diagnostic whose message is checked only where the test says WithMessage.</summary>
     public static DiagnosticResult Kmg(string id) => new(id, DiagnosticSeverity.Warning);
 
-    /// <summary>Analyzes <paramref name="body"/> (written after <see cref="Prelude.Usings"/>) together with the stand-in API.</summary>
     /// <summary>For tests about something else than where the diagnostic's additional locations point.</summary>
     public static DiagnosticResult IgnoreExtra(DiagnosticResult result) => result.WithOptions(DiagnosticOptions.IgnoreAdditionalLocations);
 
+    /// <summary>Analyzes <paramref name="body"/> (written after <see cref="Prelude.Usings"/>) together with the stand-in API.</summary>
     public static Task AnalyzeAsync<TAnalyzer>(string body, params DiagnosticResult[] expected)
         where TAnalyzer : DiagnosticAnalyzer, new() => AnalyzeSourcesAsync<TAnalyzer>(new[] { Prelude.Usings + body }, expected);
 
