@@ -67,14 +67,17 @@ internal sealed partial class BodyAnalysis
                 return OnCall(creation.Constructor!, creation, creation.Arguments, null, state);
             case ISimpleAssignmentOperation assignment:
                 string target = Path(assignment.Target)!;
-                state = state.SetValue(target, OriginsOf(assignment.Value, state));
-                return HoldsTrylock(assignment.Target) && TrylockOf(assignment.Value) is { } trylock ? state.WithTrylock(target, trylock) : state;
+                FlowState assigned = state.SetValue(target, OriginsOf(assignment.Value, state));
+                return HoldsTrylock(assignment.Target) && HolderFactOf(assignment.Value, assignment.Target, state) is { } fact
+                    ? assigned.WithTrylock(target, fact) : assigned;
             case ICompoundAssignmentOperation compound:
                 return state.Kill(Path(compound.Target)!);
             case IIncrementOrDecrementOperation increment:
                 return state.Kill(Path(increment.Target)!);
             case IFlowCaptureOperation capture:
-                return state.SetValue(CaptureName(capture.Id), OriginsOf(capture.Value, state));
+                string captured = CaptureName(capture.Id);
+                FlowState kept = state.SetValue(captured, OriginsOf(capture.Value, state));
+                return HolderFactOf(capture.Value, null, state) is { } value ? kept.WithTrylock(captured, value) : kept;
             case IFlowAnonymousFunctionOperation lambda:
                 collector?.AddLambda(lambda, null);
                 return state;
@@ -165,6 +168,58 @@ internal sealed partial class BodyAnalysis
     /// </summary>
     private static bool HoldsTrylock(IOperation target) => target is ILocalReferenceOperation or IFieldReferenceOperation;
 
+    /// <summary>
+    /// What a bool value stored into a holder says: a trylock's result; the fact a graph capture carries
+    /// (<c>ok = ready &amp;&amp; spin_trylock(lk)</c> stores one); or a constant, for a local (or capture) that
+    /// nothing but its own assignments can change (<paramref name="target"/> null: a capture).
+    /// </summary>
+    private TrylockResult? HolderFactOf(IOperation value, IOperation? target, FlowState state)
+    {
+        if (value.Type?.SpecialType != SpecialType.System_Boolean)
+            return null;
+        IOperation stripped = AccessPaths.Strip(value);
+        if (stripped is IFlowCaptureReferenceOperation reference)
+            return state.TryGetTrylock(CaptureName(reference.Id), out var carried) ? carried : null;
+        if (stripped.ConstantValue is { HasValue: true, Value: bool constant })
+            return target is null || target is ILocalReferenceOperation { Local: var local } && IsOwnLocal(local) ? constant ? TrylockResult.True : TrylockResult.False : null;
+        return TrylockOf(stripped);
+    }
+
+    /// <summary>
+    /// A local of this body that no lambda or local function captures and that is never passed by
+    /// reference: only the assignments this analysis sees can change it, so its constants can be trusted.
+    /// </summary>
+    private bool IsOwnLocal(ILocalSymbol local) =>
+        graph.OriginalOperation is not IFlowAnonymousFunctionOperation // a lambda's graph keeps no tree to tell what its own lambdas capture
+        && SymbolEqualityComparer.Default.Equals(local.ContainingSymbol, owner)
+        && !(exposedLocals ??= ExposedLocals(graph.OriginalOperation)).Contains(local);
+
+    private static HashSet<ILocalSymbol> ExposedLocals(IOperation body)
+    {
+        var exposed = new HashSet<ILocalSymbol>(SymbolEqualityComparer.Default);
+        foreach (IOperation operation in body.Descendants())
+        {
+            switch (operation)
+            {
+                case IAnonymousFunctionOperation or ILocalFunctionOperation:
+                    foreach (ILocalReferenceOperation used in operation.Descendants().OfType<ILocalReferenceOperation>())
+                        exposed.Add(used.Local);
+                    break;
+                case IArgumentOperation { Parameter.RefKind: RefKind.Ref or RefKind.Out, Value: ILocalReferenceOperation byReference }:
+                    exposed.Add(byReference.Local);
+                    break;
+                case IAddressOfOperation { Reference: ILocalReferenceOperation addressed }:
+                    exposed.Add(addressed.Local);
+                    break;
+                case IVariableDeclaratorOperation { Symbol.IsRef: true, Initializer.Value: ILocalReferenceOperation aliased }:
+                    exposed.Add(aliased.Local);
+                    break;
+            }
+        }
+
+        return exposed;
+    }
+
     private TrylockResult? NewTrylock(IInvocationOperation call)
     {
         ApiEffects effects = context.EffectsOf(call.TargetMethod);
@@ -205,7 +260,9 @@ internal sealed partial class BodyAnalysis
         TrylockResult? trylock = HoldsTrylock(returned)
             ? Path(returned) is { } local && state.TryGetTrylock(local, out var kept) ? kept : null
             : TrylockOf(returned);
-        if (trylock is not { Known: null })
+        if (trylock is { IsConstant: true, Known: false })
+            return ImmutableArray<SectionId>.Empty;
+        if (trylock is not { Known: null } || trylock.OnlyNarrows)
             return null;
         var ids = ImmutableArray.CreateBuilder<SectionId>(trylock.Sections.Length);
         foreach (var (id, _) in trylock.Sections)

@@ -45,6 +45,7 @@ internal sealed partial class BodyAnalysis
     private readonly Dictionary<IInvocationOperation, TrylockResult?> trylocks = new();
     private readonly Dictionary<IOperation, ImmutableArray<IMethodSymbol>> callees = new();
     private readonly Dictionary<IMethodSymbol, MethodSummary> localFunctionSummaries;
+    private HashSet<ILocalSymbol>? exposedLocals;
     private Collector? collector;
 
     private BodyAnalysis(KmemGuardContext context, ControlFlowGraph graph, IMethodSymbol? owner, Dictionary<IMethodSymbol, MethodSummary> localFunctionSummaries)
@@ -340,7 +341,7 @@ internal sealed partial class BodyAnalysis
                 state = state.Enter(id, origin);
         }
 
-        return state.WithTrylock(local, trylock with { Known = value });
+        return state.Narrowed(value ? trylock.IfTrue : trylock.IfFalse).WithTrylock(local, trylock.Tested(value));
     }
 
     private FlowState Transfer(BasicBlock block, FlowState state)

@@ -31,11 +31,44 @@ internal sealed record SectionCount(int Min, int Max, SectionOrigin Origin, bool
 internal sealed record AllocationOrigin(Family Family, int? Order, string? Owner, string Allocator, Location Location);
 
 /// <summary>
-/// A bool local or field that holds a trylock's result: its sections are held where it is true.
-/// Known is null while no branch on the local was taken on the path (the sections then count the
-/// failed trylock), and true or false after one (true: the sections were entered there).
+/// What a bool local or field (or a graph's capture of a bool value) says about the sections. A trylock's
+/// result: its sections are held where it is true; Known is null while no branch on it was taken on the
+/// path (the sections then count the failed trylock), and true or false after one (true: the sections
+/// were entered there). A constant (no sections, Known set), for locals nothing else can assign. And,
+/// from a join of paths where it was a constant, the counts of the sections that differed on the paths
+/// where it is true or false (<see cref="IfTrue"/>, <see cref="IfFalse"/>): <c>bool locked = false; if (c)
+/// { spin_lock(lk); locked = true; }</c> then <c>if (locked)</c> holds the lock.
 /// </summary>
-internal sealed record TrylockResult(ImmutableArray<(SectionId Id, SectionOrigin Origin)> Sections, bool? Known);
+internal sealed record TrylockResult(ImmutableArray<(SectionId Id, SectionOrigin Origin)> Sections, bool? Known)
+{
+    public static readonly TrylockResult False = new(ImmutableArray<(SectionId, SectionOrigin)>.Empty, false);
+    public static readonly TrylockResult True = new(ImmutableArray<(SectionId, SectionOrigin)>.Empty, true);
+
+    public ImmutableArray<SectionNarrowing> IfTrue { get; init; } = ImmutableArray<SectionNarrowing>.Empty;
+
+    public ImmutableArray<SectionNarrowing> IfFalse { get; init; } = ImmutableArray<SectionNarrowing>.Empty;
+
+    /// <summary>A constant: no sections of its own and nothing to tell apart.</summary>
+    public bool IsConstant => Sections.IsEmpty && Known is not null && IfTrue.IsEmpty && IfFalse.IsEmpty;
+
+    /// <summary>Only what joins taught: no trylock and no constant, so it says nothing as a returned condition.</summary>
+    public bool OnlyNarrows => Sections.IsEmpty && Known is null;
+
+    /// <summary>The same trylock (by identity, one per call), value and narrowings: states must compare equal for the fixpoint to end.</summary>
+    public bool Equals(TrylockResult? other) => other is not null && Sections == other.Sections && Known == other.Known
+        && IfTrue.SequenceEqual(other.IfTrue) && IfFalse.SequenceEqual(other.IfFalse);
+
+    public override int GetHashCode() => (Sections.Length * 31 + (Known is null ? 2 : Known.Value ? 1 : 0)) * 31 + IfTrue.Length + IfFalse.Length;
+
+    /// <summary>After a test of the holder: its value is known on the branch, and what it told apart is spent.</summary>
+    public TrylockResult Tested(bool value) => WithoutNarrowings() with { Known = value };
+
+    public TrylockResult WithoutNarrowings() => IfTrue.IsEmpty && IfFalse.IsEmpty ? this
+        : this with { IfTrue = ImmutableArray<SectionNarrowing>.Empty, IfFalse = ImmutableArray<SectionNarrowing>.Empty };
+}
+
+/// <summary>A section's count at a join (null: not held), and on the joined paths where a holder has one value.</summary>
+internal sealed record SectionNarrowing(SectionId Id, SectionCount? Joined, SectionCount? Narrowed);
 
 /// <summary>Abstract state at a program point. Immutable; joins are by path union.</summary>
 internal sealed class FlowState : IEquatable<FlowState>
@@ -113,6 +146,23 @@ internal sealed class FlowState : IEquatable<FlowState>
         return WithSections(WithCount(Sections, id, count));
     }
 
+    /// <summary>
+    /// The counts a holder's test tells apart, for each section still counted as at the join that taught
+    /// it (a section entered or left since then counts something else).
+    /// </summary>
+    public FlowState Narrowed(ImmutableArray<SectionNarrowing> narrowings)
+    {
+        var sections = Sections;
+        foreach (SectionNarrowing narrowing in narrowings)
+        {
+            Sections.TryGetValue(narrowing.Id, out var current);
+            if (Equals(current, narrowing.Joined))
+                sections = WithCount(sections, narrowing.Id, narrowing.Narrowed);
+        }
+
+        return sections.IsSameAs(Sections) ? this : WithSections(sections);
+    }
+
     /// <summary>Leaves the matching section; with no match on any path it records a release of the caller's section.</summary>
     public FlowState Leave(SectionId id, SectionOrigin origin, out SectionCount? before)
     {
@@ -186,19 +236,17 @@ internal sealed class FlowState : IEquatable<FlowState>
         // a's sections, then those only b has.
         for (int i = 0; i < a.Sections.Count; i++)
         {
-            var (id, x) = (a.Sections[i].Key, a.Sections[i].Value);
-            SectionCount joined = b.Sections.TryGetValue(id, out var y)
-                ? new SectionCount(Math.Min(x.Min, y.Min), Math.Max(x.Max, y.Max), Earlier(x.Origin, y.Origin), x.FromCaller && y.FromCaller)
-                : x with { Min = Math.Min(0, x.Min), Max = Math.Max(0, x.Max) };
-            if (joined.Min != 0 || joined.Max != 0)
+            var id = a.Sections[i].Key;
+            b.Sections.TryGetValue(id, out var y);
+            if (JoinCount(a.Sections[i].Value, y) is { } joined)
                 sections.Add(new KeyValuePair<SectionId, SectionCount>(id, joined));
         }
 
         for (int i = 0; i < b.Sections.Count; i++)
         {
-            var (id, y) = (b.Sections[i].Key, b.Sections[i].Value);
-            if (!a.Sections.ContainsKey(id) && (Math.Min(0, y.Min) != 0 || Math.Max(0, y.Max) != 0))
-                sections.Add(new KeyValuePair<SectionId, SectionCount>(id, y with { Min = Math.Min(0, y.Min), Max = Math.Max(0, y.Max) }));
+            var id = b.Sections[i].Key;
+            if (!a.Sections.ContainsKey(id) && JoinCount(null, b.Sections[i].Value) is { } joined)
+                sections.Add(new KeyValuePair<SectionId, SectionCount>(id, joined));
         }
 
         // A value keeps every allocation it may come from: a path that knows nothing adds nothing.
@@ -215,33 +263,94 @@ internal sealed class FlowState : IEquatable<FlowState>
         return new FlowState(SmallMap<SectionId, SectionCount>.Of(sections), values, trylocks);
     }
 
-    /// <summary>
-    /// A trylock local stays known only where both paths agree. A path that took its true branch and
-    /// holds exactly its sections once more than a path that did not joins it as the untested local
-    /// (the sections counted as on the other path): <c>if (ok) work(); ... if (ok) spin_unlock(lk);</c>.
-    /// </summary>
+    /// <summary>A section's count over two joined paths (null: not held on the path, or on neither).</summary>
+    private static SectionCount? JoinCount(SectionCount? x, SectionCount? y)
+    {
+        SectionCount? joined = (x, y) switch
+        {
+            ({ } both, { } other) => new SectionCount(Math.Min(both.Min, other.Min), Math.Max(both.Max, other.Max), Earlier(both.Origin, other.Origin),
+                both.FromCaller && other.FromCaller),
+            ({ } only, null) => only with { Min = Math.Min(0, only.Min), Max = Math.Max(0, only.Max) },
+            (null, { } only) => only with { Min = Math.Min(0, only.Min), Max = Math.Max(0, only.Max) },
+            _ => null,
+        };
+        return joined is { Min: 0, Max: 0 } ? null : joined;
+    }
+
+    /// <summary>What each holder says after a join: see <see cref="JoinHolder"/>.</summary>
     private static SmallMap<string, TrylockResult> JoinTrylocks(ref FlowState a, ref FlowState b)
     {
         SmallMap<string, TrylockResult> joined = default;
         for (int i = 0; i < a.trylocks.Count; i++)
         {
-            var (local, mine) = (a.trylocks[i].Key, a.trylocks[i].Value);
-            if (!b.trylocks.TryGetValue(local, out var other) || other.Sections != mine.Sections)
-                continue;
-            if (other.Known == mine.Known)
-            {
-                joined = joined.SetItem(local, mine);
-                continue;
-            }
+            b.trylocks.TryGetValue(a.trylocks[i].Key, out var other);
+            if (JoinHolder(ref a, ref b, a.trylocks[i].Value, other) is { } holder)
+                joined = joined.SetItem(a.trylocks[i].Key, holder);
+        }
 
-            bool consistent = mine.Known == true ? HoldsOnceMore(ref a, b, mine)
-                : other.Known != true || HoldsOnceMore(ref b, a, mine);
-            if (!consistent)
-                continue;
-            joined = joined.SetItem(local, mine with { Known = null });
+        for (int i = 0; i < b.trylocks.Count; i++)
+        {
+            if (!a.trylocks.ContainsKey(b.trylocks[i].Key) && JoinHolder(ref b, ref a, b.trylocks[i].Value, null) is { } holder)
+                joined = joined.SetItem(b.trylocks[i].Key, holder);
         }
 
         return joined;
+    }
+
+    /// <summary>
+    /// A holder stays known only where both paths agree. A path that took a trylock's true branch and holds
+    /// exactly its sections once more than a path that did not joins it as the untested result (the
+    /// sections counted as on the other path): <c>if (ok) work(); ... if (ok) spin_unlock(lk);</c>; a
+    /// constant false joins a trylock as its failed result (<c>ok = ready &amp;&amp; spin_trylock(lk)</c>).
+    /// A holder that is a constant on one path and unknown or the other constant on the other tells the
+    /// paths apart: it keeps the counts that differ (<see cref="TrylockResult.IfTrue"/>). Null: nothing known.
+    /// </summary>
+    private static TrylockResult? JoinHolder(ref FlowState a, ref FlowState b, TrylockResult mine, TrylockResult? other)
+    {
+        if (other is null)
+            return mine.IsConstant ? TellsApart(a, b, mine.Known!.Value, null) : null;
+        if (mine.Equals(other))
+            return mine;
+        if (mine.IsConstant && other.IsConstant)
+            return TellsApart(a, b, mine.Known!.Value, other.Known);
+        if (mine.IsConstant && mine.Known == false && !other.Sections.IsEmpty)
+            mine = other.Tested(false);
+        else if (other.IsConstant && other.Known == false && !mine.Sections.IsEmpty)
+            other = mine.Tested(false);
+        if (other.Sections != mine.Sections || mine.Sections.IsEmpty)
+            return null;
+        if (other.Known == mine.Known)
+            return mine.WithoutNarrowings();
+
+        bool consistent = mine.Known == true ? HoldsOnceMore(ref a, b, mine)
+            : other.Known != true || HoldsOnceMore(ref b, a, mine);
+        return consistent ? mine.WithoutNarrowings() with { Known = null } : null;
+    }
+
+    /// <summary>
+    /// The narrowings of a holder that is <paramref name="onA"/> on path a and <paramref name="onB"/> (null:
+    /// unknown) on path b: where it is true (false) only one path can have led, each section whose count
+    /// differs counts as on that path. Null when no count differs.
+    /// </summary>
+    private static TrylockResult? TellsApart(FlowState a, FlowState b, bool onA, bool? onB)
+    {
+        var ifTrue = ImmutableArray.CreateBuilder<SectionNarrowing>();
+        var ifFalse = ImmutableArray.CreateBuilder<SectionNarrowing>();
+        foreach (SectionId id in a.Sections.Entries().Concat(b.Sections.Entries()).Select(p => p.Key).Distinct())
+        {
+            a.Sections.TryGetValue(id, out var onPathA);
+            b.Sections.TryGetValue(id, out var onPathB);
+            if (onPathA?.Min == onPathB?.Min && onPathA?.Max == onPathB?.Max)
+                continue;
+            SectionCount? joined = JoinCount(onPathA, onPathB);
+            if (onB != onA)
+                (onA ? ifFalse : ifTrue).Add(new SectionNarrowing(id, joined, onPathB));
+            if (onB is not null && onB != onA)
+                (onA ? ifTrue : ifFalse).Add(new SectionNarrowing(id, joined, onPathA));
+        }
+
+        return ifTrue.Count == 0 && ifFalse.Count == 0 ? null
+            : new TrylockResult(ImmutableArray<(SectionId, SectionOrigin)>.Empty, null) { IfTrue = ifTrue.ToImmutable(), IfFalse = ifFalse.ToImmutable() };
     }
 
     /// <summary>Whether <paramref name="taken"/> holds the trylock's sections exactly once more than <paramref name="other"/>; if so it then counts them as <paramref name="other"/> does.</summary>
