@@ -18,18 +18,25 @@ PARTS = [
 ]
 
 
-def samples(path):
-    stack = None
+def threaded_samples(path):
+    """(thread name, stack) per sample of `perf script` output, the stack from the leaf up."""
+    thread = stack = None
     for line in open(path, errors="replace"):
         if not line.strip():
             if stack:
-                yield stack
+                yield thread, stack
             stack = None
         elif line[0] not in " \t":
+            thread = " ".join(line.split()[:2])
             stack = []
         elif stack is not None:
             stack.append(line.strip())
     if stack:
+        yield thread, stack
+
+
+def samples(path):
+    for _, stack in threaded_samples(path):
         yield stack
 
 
