@@ -143,6 +143,16 @@ internal sealed class KmemGuardContext
                 continue;
             }
 
+            if (StraightLineBody.Of(StraightLineBody.RootOf(root)) is { } straight)
+            {
+                block.CancellationToken.ThrowIfCancellationRequested();
+                BodyResult result = BodyAnalysis.Run(this, straight, owner, entry);
+                if (owner is not null && ReferenceEquals(entry, FlowState.Empty))
+                    Summaries.Offer(owner, result.Summary);
+                findings.AddRange(result.Findings);
+                continue;
+            }
+
             AnalyzeGraph(block.GetControlFlowGraph(root), owner, entry, findings, isTopLevel: true, block.CancellationToken);
         }
 

@@ -37,7 +37,7 @@ internal static class AccessPaths
         switch (Strip(operation))
         {
             case ILocalReferenceOperation local:
-                return LocalPrefix + local.Local.Name;
+                return OfLocal(local.Local);
             case IParameterReferenceOperation parameter:
                 return SymbolEqualityComparer.Default.Equals(parameter.Parameter.ContainingSymbol, body)
                     ? "$" + parameter.Parameter.Ordinal
@@ -54,6 +54,8 @@ internal static class AccessPaths
                 return null;
         }
     }
+
+    public static string OfLocal(ILocalSymbol local) => LocalPrefix + local.Name;
 
     private static string? Member(ISymbol member, IOperation? instance, ISymbol? body, Func<CaptureId, string> captureName)
     {

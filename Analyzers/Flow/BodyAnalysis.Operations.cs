@@ -44,6 +44,7 @@ internal sealed partial class BodyAnalysis
             IInvocationOperation call => IsEffectful(call.TargetMethod, call, call.Instance),
             IObjectCreationOperation { Constructor: { } constructor } creation => IsEffectful(constructor, creation, null),
             ISimpleAssignmentOperation assignment => Path(assignment.Target) is not null,
+            IVariableDeclaratorOperation { Initializer: not null } => true,
             ICompoundAssignmentOperation compound => Path(compound.Target) is not null,
             IIncrementOrDecrementOperation increment => Path(increment.Target) is not null,
             IFlowCaptureOperation => true,
@@ -66,10 +67,11 @@ internal sealed partial class BodyAnalysis
             case IObjectCreationOperation creation:
                 return OnCall(creation.Constructor!, creation, creation.Arguments, null, state);
             case ISimpleAssignmentOperation assignment:
-                string target = Path(assignment.Target)!;
-                FlowState assigned = state.SetValue(target, OriginsOf(assignment.Value, state));
-                return HoldsTrylock(assignment.Target) && HolderFactOf(assignment.Value, assignment.Target, state) is { } fact
-                    ? assigned.WithTrylock(target, fact) : assigned;
+                return Assign(Path(assignment.Target)!, assignment.Value, HoldsTrylock(assignment.Target),
+                    (assignment.Target as ILocalReferenceOperation)?.Local, state);
+            case IVariableDeclaratorOperation { Initializer.Value: var initial } declarator:
+                // A straight-line body's declaration; a graph turns it into an assignment.
+                return Assign(AccessPaths.OfLocal(declarator.Symbol), initial, holdsTrylock: true, declarator.Symbol, state);
             case ICompoundAssignmentOperation compound:
                 return state.Kill(Path(compound.Target)!);
             case IIncrementOrDecrementOperation increment:
@@ -77,7 +79,7 @@ internal sealed partial class BodyAnalysis
             case IFlowCaptureOperation capture:
                 string captured = CaptureName(capture.Id);
                 FlowState kept = state.SetValue(captured, OriginsOf(capture.Value, state));
-                return HolderFactOf(capture.Value, null, state) is { } value ? kept.WithTrylock(captured, value) : kept;
+                return HolderFactOf(capture.Value, null, isCapture: true, state) is { } value ? kept.WithTrylock(captured, value) : kept;
             case IFlowAnonymousFunctionOperation lambda:
                 collector?.AddLambda(lambda, null);
                 return state;
@@ -170,10 +172,16 @@ internal sealed partial class BodyAnalysis
 
     /// <summary>
     /// What a bool value stored into a holder says: a trylock's result; the fact a graph capture carries
-    /// (<c>ok = ready &amp;&amp; spin_trylock(lk)</c> stores one); or a constant, for a local (or capture) that
-    /// nothing but its own assignments can change (<paramref name="target"/> null: a capture).
+    /// (<c>ok = ready &amp;&amp; spin_trylock(lk)</c> stores one); or a constant, for a capture or a local
+    /// that nothing but its own assignments can change.
     /// </summary>
-    private TrylockResult? HolderFactOf(IOperation value, IOperation? target, FlowState state)
+    private FlowState Assign(string target, IOperation value, bool holdsTrylock, ILocalSymbol? local, FlowState state)
+    {
+        FlowState assigned = state.SetValue(target, OriginsOf(value, state));
+        return holdsTrylock && HolderFactOf(value, local, isCapture: false, state) is { } fact ? assigned.WithTrylock(target, fact) : assigned;
+    }
+
+    private TrylockResult? HolderFactOf(IOperation value, ILocalSymbol? local, bool isCapture, FlowState state)
     {
         if (value.Type?.SpecialType != SpecialType.System_Boolean)
             return null;
@@ -181,7 +189,7 @@ internal sealed partial class BodyAnalysis
         if (stripped is IFlowCaptureReferenceOperation reference)
             return state.TryGetTrylock(CaptureName(reference.Id), out var carried) ? carried : null;
         if (stripped.ConstantValue is { HasValue: true, Value: bool constant })
-            return target is null || target is ILocalReferenceOperation { Local: var local } && IsOwnLocal(local) ? constant ? TrylockResult.True : TrylockResult.False : null;
+            return isCapture || local is not null && IsOwnLocal(local) ? constant ? TrylockResult.True : TrylockResult.False : null;
         return TrylockOf(stripped);
     }
 
@@ -190,9 +198,9 @@ internal sealed partial class BodyAnalysis
     /// reference: only the assignments this analysis sees can change it, so its constants can be trusted.
     /// </summary>
     private bool IsOwnLocal(ILocalSymbol local) =>
-        graph.OriginalOperation is not IFlowAnonymousFunctionOperation // a lambda's graph keeps no tree to tell what its own lambdas capture
+        root is not IFlowAnonymousFunctionOperation // a lambda's graph keeps no tree to tell what its own lambdas capture
         && SymbolEqualityComparer.Default.Equals(local.ContainingSymbol, owner)
-        && !(exposedLocals ??= ExposedLocals(graph.OriginalOperation)).Contains(local);
+        && !(exposedLocals ??= ExposedLocals(root)).Contains(local);
 
     private static HashSet<ILocalSymbol> ExposedLocals(IOperation body)
     {
@@ -308,8 +316,9 @@ internal sealed partial class BodyAnalysis
         if (localFunctionSummaries.TryGetValue(callee, out var known))
             return known;
         localFunctionSummaries[callee] = MethodSummary.Empty; // recursion: assume nothing
-        MethodSummary summary = graph.GetLocalFunctionControlFlowGraphInScope(callee) is { } localGraph
-            ? new BodyAnalysis(context, localGraph, callee, localFunctionSummaries).Analyze(FlowState.Empty, false).Summary
+        // Only a body with local functions calls one, and such a body always has a graph.
+        MethodSummary summary = Graph.GetLocalFunctionControlFlowGraphInScope(callee) is { } localGraph
+            ? new BodyAnalysis(context, localGraph, localGraph.OriginalOperation, callee, localFunctionSummaries).Analyze(FlowState.Empty, false).Summary
             : MethodSummary.Empty;
         localFunctionSummaries[callee] = summary;
         return summary;
@@ -544,12 +553,11 @@ internal sealed partial class BodyAnalysis
         return after;
     }
 
-    private void OnExit(BasicBlock block, ControlFlowBranch branch, FlowState state)
+    private void OnExit(ExitPoint exit, FlowState state)
     {
         if (collector is null)
             return;
-        bool? returnsConstant = branch.Semantics == ControlFlowBranchSemantics.Return && block.BranchValue is { } value
-            && AccessPaths.Strip(value).ConstantValue is { HasValue: true, Value: bool constant } ? constant : null;
+        bool? returnsConstant = exit.Returned is { } value && AccessPaths.Strip(value).ConstantValue is { HasValue: true, Value: bool constant } ? constant : null;
         KeyValuePair<SectionId, SectionCount>[] own = state.Sections.IsEmpty ? System.Array.Empty<KeyValuePair<SectionId, SectionCount>>()
             : state.Sections.Entries().Where(p => !p.Value.FromCaller && p.Value.Max > 0).ToArray();
         // Only a bool method can be a trylock of its own; the others need no record of their exits.
@@ -563,7 +571,7 @@ internal sealed partial class BodyAnalysis
             // The section that names its lock says more ("spin_lock_irqsave(lk)", not "spin_lock_irqsave()");
             // choosing it also keeps the message independent of the state's iteration order.
             SectionOrigin origin = group.OrderBy(p => p.Key.Lock is null).ThenBy(p => p.Key.Kind).First().Value.Origin;
-            Location location = ExitLocations.Of(block, branch, owner);
+            Location location = ExitLocations.Of(exit, owner);
             var properties = ImmutableDictionary<string, string?>.Empty.Add(FixProperties.Release, origin.Release);
             string message = origin.Description + " at line " + Line(origin.Location) + " is still held when " + AsCall(ownerName) + " returns here"
                 + (origin.Release.Length > 0 ? ": call " + origin.Release + " first" : "");
@@ -573,7 +581,7 @@ internal sealed partial class BodyAnalysis
                 collector.Report(Descriptors.SectionImbalance, location, ImmutableArray.Create(origin.Location), properties, message);
         }
 
-        if (block.BranchValue is { } returned && branch.Semantics == ControlFlowBranchSemantics.Return && branch == block.FallThroughSuccessor)
+        if (exit.Returned is { } returned)
         {
             collector.Returns(OriginsOf(returned, state));
             collector.ReturnsCondition(ReturnedCondition(returned, state));

@@ -20,14 +20,17 @@ internal sealed record CallbackRegistration(Section Context, string Description,
 
 /// <summary>
 /// A forward worklist analysis over one control-flow graph. The fixpoint runs silently; a final pass
-/// over every reached block, from its joined entry state, produces the findings and the summary.
+/// over every reached block, from its joined entry state, produces the findings and the summary. A
+/// straight-line body (<see cref="StraightLineBody"/>) is the same single pass over its statements,
+/// without a graph.
 /// </summary>
 internal sealed partial class BodyAnalysis
 {
     private const int MaxVisitsPerBlock = 40;
 
     private readonly KmemGuardContext context;
-    private readonly ControlFlowGraph graph;
+    private readonly ControlFlowGraph? graph;
+    private readonly IOperation root;
     private readonly IMethodSymbol? owner;
     private readonly string ownerName;
     private readonly ApiEffects ownerEffects;
@@ -48,24 +51,50 @@ internal sealed partial class BodyAnalysis
     private HashSet<ILocalSymbol>? exposedLocals;
     private Collector? collector;
 
-    private BodyAnalysis(KmemGuardContext context, ControlFlowGraph graph, IMethodSymbol? owner, Dictionary<IMethodSymbol, MethodSummary> localFunctionSummaries)
+    private BodyAnalysis(KmemGuardContext context, ControlFlowGraph? graph, IOperation root, IMethodSymbol? owner,
+        Dictionary<IMethodSymbol, MethodSummary> localFunctionSummaries)
     {
         this.context = context;
         this.graph = graph;
+        this.root = root;
         this.owner = owner;
         this.localFunctionSummaries = localFunctionSummaries;
         ownerName = DisplayName(owner);
         captureName = CaptureName; // once: a method group converted at every path lookup would allocate each time
         ownerEffects = owner is null ? ApiEffects.None : context.EffectsOf(owner);
-        entryStates = new FlowState[graph.Blocks.Length];
-        visits = new int[graph.Blocks.Length];
-        steps = new IOperation[]?[graph.Blocks.Length];
-        handlers = new int[]?[graph.Blocks.Length];
+        int blocks = graph?.Blocks.Length ?? 0;
+        entryStates = new FlowState[blocks];
+        visits = new int[blocks];
+        steps = new IOperation[]?[blocks];
+        handlers = new int[]?[blocks];
     }
 
+    /// <summary>The graph of a body analysed as one; a straight-line body has none and never gets here.</summary>
+    private ControlFlowGraph Graph => graph ?? throw new InvalidOperationException("A straight-line body is analysed without a control-flow graph.");
+
     public static BodyResult Run(KmemGuardContext context, ControlFlowGraph graph, IMethodSymbol? owner, FlowState entry, bool collectFindings)
-        => new BodyAnalysis(context, graph, owner, new Dictionary<IMethodSymbol, MethodSummary>(SymbolEqualityComparer.Default))
+        => new BodyAnalysis(context, graph, graph.OriginalOperation, owner, new Dictionary<IMethodSymbol, MethodSummary>(SymbolEqualityComparer.Default))
             .Analyze(entry, collectFindings);
+
+    /// <summary>A straight-line body: one pass over its statements, from the entry to the return at its end.</summary>
+    public static BodyResult Run(KmemGuardContext context, StraightLineBody body, IMethodSymbol? owner, FlowState entry)
+        => new BodyAnalysis(context, null, body.Root, owner, new Dictionary<IMethodSymbol, MethodSummary>(SymbolEqualityComparer.Default))
+            .Analyze(body, entry);
+
+    private BodyResult Analyze(StraightLineBody body, FlowState entry)
+    {
+        collector = new Collector(collectFindings: true);
+        stepBuffer.Clear();
+        foreach (IOperation statement in body.Statements)
+            CollectSteps(statement, stepBuffer);
+        if (body.Return?.ReturnedValue is { } returnedValue)
+            CollectSteps(returnedValue, stepBuffer);
+        FlowState state = entry;
+        foreach (IOperation operation in stepBuffer)
+            state = Step(operation, state);
+        OnExit(ExitPoint.Of(body), state);
+        return collector.Build(new List<FlowState> { state });
+    }
 
     public static string DisplayName(ISymbol? symbol) => symbol switch
     {
@@ -81,7 +110,7 @@ internal sealed partial class BodyAnalysis
 
     private BodyResult Analyze(FlowState entry, bool collectFindings)
     {
-        var work = new Worklist(graph.Blocks.Length);
+        var work = new Worklist(Graph.Blocks.Length);
         entryStates[0] = entry;
         work.Add(0);
         while (!work.IsEmpty)
@@ -89,7 +118,7 @@ internal sealed partial class BodyAnalysis
             int ordinal = work.TakeLowest();
             if (++visits[ordinal] > MaxVisitsPerBlock)
                 continue;
-            BasicBlock block = graph.Blocks[ordinal];
+            BasicBlock block = Graph.Blocks[ordinal];
             FlowState state = Transfer(block, entryStates[ordinal]);
             foreach (var (branch, branchState) in SuccessorsOf(block, state))
                 Propagate(branch, branchState, work);
@@ -97,7 +126,7 @@ internal sealed partial class BodyAnalysis
 
         collector = new Collector(collectFindings);
         var exits = new List<FlowState>();
-        foreach (BasicBlock block in graph.Blocks)
+        foreach (BasicBlock block in Graph.Blocks)
         {
             if (entryStates[block.Ordinal] is not { } state || block.Kind == BasicBlockKind.Exit)
                 continue;
@@ -110,7 +139,7 @@ internal sealed partial class BodyAnalysis
                 if (branch.Destination.Kind != BasicBlockKind.Exit)
                     continue;
                 exits.Add(through);
-                OnExit(block, branch, through);
+                OnExit(ExitPoint.Of(block, branch), through);
             }
         }
 
@@ -145,7 +174,7 @@ internal sealed partial class BodyAnalysis
         if (handlers[ordinal] is { } known)
             return known;
         List<int>? found = null;
-        for (ControlFlowRegion? region = graph.Blocks[ordinal].EnclosingRegion; region is not null; region = region.EnclosingRegion)
+        for (ControlFlowRegion? region = Graph.Blocks[ordinal].EnclosingRegion; region is not null; region = region.EnclosingRegion)
         {
             if (region.Kind == ControlFlowRegionKind.Try && region.EnclosingRegion is { Kind: ControlFlowRegionKind.TryAndCatch } tryAndCatch)
             {
@@ -171,7 +200,7 @@ internal sealed partial class BodyAnalysis
     private FlowState RunRegion(ControlFlowRegion region, FlowState entry, bool recordEntries)
     {
         var local = new Dictionary<int, FlowState> { [region.FirstBlockOrdinal] = entry };
-        var pending = new Worklist(graph.Blocks.Length);
+        var pending = new Worklist(Graph.Blocks.Length);
         pending.Add(region.FirstBlockOrdinal);
         var count = new Dictionary<int, int>();
         FlowState? result = null;
@@ -183,7 +212,7 @@ internal sealed partial class BodyAnalysis
                 continue;
             if (recordEntries)
                 entryStates[ordinal] = entryStates[ordinal] is { } seen ? FlowState.Join(seen, local[ordinal]) : local[ordinal];
-            BasicBlock block = graph.Blocks[ordinal];
+            BasicBlock block = Graph.Blocks[ordinal];
             FlowState after = Transfer(block, local[ordinal]);
             foreach (var (branch, state) in SuccessorsOf(block, after))
             {

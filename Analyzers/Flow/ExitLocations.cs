@@ -5,10 +5,47 @@ using Microsoft.CodeAnalysis.FlowAnalysis;
 
 namespace KmemGuard.Analyzers.Flow;
 
-/// <summary>Finds the return statement a CFG branch to the exit stands for (the CFG itself keeps no syntax for it).</summary>
+/// <summary>Where a path leaves a body: a graph's branch to its exit, or the end of a straight-line body.</summary>
+internal readonly struct ExitPoint
+{
+    private ExitPoint(IOperation? returned, BasicBlock? block, ControlFlowBranch? branch, StraightLineBody? body)
+    {
+        Returned = returned;
+        Block = block;
+        Branch = branch;
+        Body = body;
+    }
+
+    /// <summary>The value the path returns, when it returns one.</summary>
+    public IOperation? Returned { get; }
+
+    public BasicBlock? Block { get; }
+
+    public ControlFlowBranch? Branch { get; }
+
+    public StraightLineBody? Body { get; }
+
+    public static ExitPoint Of(BasicBlock block, ControlFlowBranch branch) => new(
+        branch.Semantics == ControlFlowBranchSemantics.Return && branch == block.FallThroughSuccessor ? block.BranchValue : null, block, branch, null);
+
+    public static ExitPoint Of(StraightLineBody body) => new(body.Return?.ReturnedValue, null, null, body);
+}
+
+/// <summary>Finds the return statement a path's exit stands for (a graph keeps no syntax for it).</summary>
 internal static class ExitLocations
 {
-    public static Location Of(BasicBlock block, ControlFlowBranch branch, ISymbol? owner)
+    public static Location Of(ExitPoint exit, ISymbol? owner)
+    {
+        if (exit is { Block: { } block, Branch: { } branch })
+            return Of(block, branch, owner);
+        StraightLineBody body = exit.Body!;
+        if (body.Return?.Syntax is ReturnStatementSyntax returned)
+            return returned.GetLocation();
+        // As for a graph's single block: the closing brace, or for an expression body the expression.
+        return EndOf(owner) ?? (body.Statements.LastOrDefault() ?? body.Return)?.Syntax.GetLocation() ?? Location.None;
+    }
+
+    private static Location Of(BasicBlock block, ControlFlowBranch branch, ISymbol? owner)
     {
         if (block.BranchValue?.Syntax is { } value)
         {
@@ -36,7 +73,7 @@ internal static class ExitLocations
             }
         }
 
-        return EndOf(owner) ?? block.Operations.LastOrDefault()?.Syntax.GetLocation() ?? Location.None;
+        return EndOf(owner) ?? (block.Operations.LastOrDefault() ?? block.BranchValue)?.Syntax.GetLocation() ?? Location.None;
     }
 
     private static ReturnStatementSyntax? FirstReturn(StatementSyntax? statement) => statement switch

@@ -81,8 +81,7 @@ internal sealed class SummaryProvider
         AnalyzedBody? analyzed = null;
         try
         {
-            if (GraphOf(method) is { } graph)
-                analyzed = AnalyzedBody.Of(graph, BodyAnalysis.Run(context, graph, method, FlowState.Empty, collectFindings: true));
+            analyzed = AnalyzeBody(method);
         }
         finally
         {
@@ -109,10 +108,7 @@ internal sealed class SummaryProvider
     /// </summary>
     public AnalyzedBody? Claim(IMethodSymbol method, IOperation block)
     {
-        IOperation root = block;
-        while (root.Parent is { } parent)
-            root = parent;
-        return unclaimedBodies.TryRemove(Normalize(method), out var analyzed) && analyzed.Body == root.Syntax ? analyzed : null;
+        return unclaimedBodies.TryRemove(Normalize(method), out var analyzed) && analyzed.Body == StraightLineBody.RootOf(block).Syntax ? analyzed : null;
     }
 
     /// <summary>Drops the analysis a summary run made of a body whose findings pass needs none.</summary>
@@ -120,23 +116,24 @@ internal sealed class SummaryProvider
 
     private static IMethodSymbol Normalize(IMethodSymbol method) => method.PartialImplementationPart ?? method.OriginalDefinition;
 
-    private ControlFlowGraph? GraphOf(IMethodSymbol method)
+    /// <summary>The method's body analysed from an empty entry: as a straight line when it is one, else over its graph.</summary>
+    private AnalyzedBody? AnalyzeBody(IMethodSymbol method)
     {
         if (method.MethodKind == MethodKind.AnonymousFunction)
-            return LambdaGraphOf(method);
+            return LambdaGraphOf(method) is { } lambda ? AnalyzedBody.Of(lambda, BodyAnalysis.Run(context, lambda, method, FlowState.Empty, collectFindings: true)) : null;
         SyntaxNode? syntax = method.DeclaringSyntaxReferences
             .Select(r => r.GetSyntax())
             .FirstOrDefault(s => s is BaseMethodDeclarationSyntax { Body: not null } or BaseMethodDeclarationSyntax { ExpressionBody: not null }
                 or AccessorDeclarationSyntax { Body: not null } or AccessorDeclarationSyntax { ExpressionBody: not null });
         if (syntax is null)
             return null;
-        SemanticModel model = context.ModelOf(syntax.SyntaxTree);
-        return model.GetOperation(syntax) switch
-        {
-            IMethodBodyOperation body => ControlFlowGraph.Create(body),
-            IConstructorBodyOperation body => ControlFlowGraph.Create(body),
-            _ => null,
-        };
+        IOperation? body = context.ModelOf(syntax.SyntaxTree).GetOperation(syntax);
+        if (body is not (IMethodBodyOperation or IConstructorBodyOperation))
+            return null;
+        if (StraightLineBody.Of(body) is { } straight)
+            return new AnalyzedBody(body.Syntax, null, BodyAnalysis.Run(context, straight, method, FlowState.Empty));
+        ControlFlowGraph graph = body is IMethodBodyOperation methodBody ? ControlFlowGraph.Create(methodBody) : ControlFlowGraph.Create((IConstructorBodyOperation)body);
+        return AnalyzedBody.Of(graph, BodyAnalysis.Run(context, graph, method, FlowState.Empty, collectFindings: true));
     }
 
     /// <summary>
