@@ -62,6 +62,16 @@ public class SectionImbalanceTests
         }
         """);
 
+    /// <summary>An expression body has no return statement or closing brace: the report points at its expression.</summary>
+    [Fact]
+    public Task ExpressionBodyIsReportedAtItsExpression() => AnalyzeAsync<SectionImbalanceAnalyzer>("""
+        class Dev
+        {
+            int a() => {|#0:get_cpu()|};
+        }
+        """,
+        Kmg("KMG0004").WithLocation(0).WithLocation(0).WithMessage("get_cpu() at line 8 is still held when a() returns here: call put_cpu() first"));
+
     [Fact]
     public Task EachKindAtTheEndOfTheMethod() => AnalyzeAsync<SectionImbalanceAnalyzer>("""
         class Dev
