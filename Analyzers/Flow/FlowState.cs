@@ -302,20 +302,19 @@ internal sealed class FlowState : IEquatable<FlowState>
     /// exactly its sections once more than a path that did not joins it as the untested result (the
     /// sections counted as on the other path): <c>if (ok) work(); ... if (ok) spin_unlock(lk);</c>; a
     /// constant false joins a trylock as its failed result (<c>ok = ready &amp;&amp; spin_trylock(lk)</c>).
-    /// A holder that is a constant on one path and unknown or the other constant on the other tells the
-    /// paths apart: it keeps the counts that differ (<see cref="TrylockResult.IfTrue"/>). Null: nothing known.
+    /// Flags (constants, and what joins of them taught) join by <see cref="JoinFlags"/>. Null: nothing known.
     /// </summary>
     private static TrylockResult? JoinHolder(ref FlowState a, ref FlowState b, TrylockResult mine, TrylockResult? other)
     {
-        if (other is null)
-            return mine.IsConstant ? TellsApart(a, b, mine.Known!.Value, null) : null;
-        if (mine.Equals(other))
+        if (other is not null && mine.Equals(other))
             return mine;
-        if (mine.IsConstant && other.IsConstant)
-            return TellsApart(a, b, mine.Known!.Value, other.Known);
-        if (mine.IsConstant && mine.Known == false && !other.Sections.IsEmpty)
+        if (mine.Sections.IsEmpty && (other is null || other.Sections.IsEmpty))
+            return JoinFlags(a, mine, b, other);
+        if (other is null)
+            return null;
+        if (mine.IsConstant && mine.Known == false)
             mine = other.Tested(false);
-        else if (other.IsConstant && other.Known == false && !mine.Sections.IsEmpty)
+        else if (other.IsConstant && other.Known == false)
             other = mine.Tested(false);
         if (other.Sections != mine.Sections || mine.Sections.IsEmpty)
             return null;
@@ -328,30 +327,62 @@ internal sealed class FlowState : IEquatable<FlowState>
     }
 
     /// <summary>
-    /// The narrowings of a holder that is <paramref name="onA"/> on path a and <paramref name="onB"/> (null:
-    /// unknown) on path b: where it is true (false) only one path can have led, each section whose count
-    /// differs counts as on that path. Null when no count differs.
+    /// A flag over two joined paths (null on a path: nothing known there, so either value with that path's
+    /// counts). For each value, the sections count as the join of the paths where the flag may have it;
+    /// a count that differs from the whole join is kept as a narrowing. A value no path can have makes
+    /// the flag a constant. Null when it tells nothing apart.
     /// </summary>
-    private static TrylockResult? TellsApart(FlowState a, FlowState b, bool onA, bool? onB)
+    private static TrylockResult? JoinFlags(FlowState a, TrylockResult? mine, FlowState b, TrylockResult? other)
     {
-        var ifTrue = ImmutableArray.CreateBuilder<SectionNarrowing>();
-        var ifFalse = ImmutableArray.CreateBuilder<SectionNarrowing>();
-        foreach (SectionId id in a.Sections.Entries().Concat(b.Sections.Entries()).Select(p => p.Key).Distinct())
+        bool trueOnA = mine?.Known != false, trueOnB = other?.Known != false;
+        bool falseOnA = mine?.Known != true, falseOnB = other?.Known != true;
+        if (!trueOnA && !trueOnB)
+            return TrylockResult.False;
+        if (!falseOnA && !falseOnB)
+            return TrylockResult.True;
+        // Builders only when a count differs: most flags (bool found = false) tell nothing apart.
+        ImmutableArray<SectionNarrowing>.Builder? ifTrue = null, ifFalse = null;
+        for (int i = 0; i < a.Sections.Count + b.Sections.Count; i++)
         {
-            a.Sections.TryGetValue(id, out var onPathA);
-            b.Sections.TryGetValue(id, out var onPathB);
-            if (onPathA?.Min == onPathB?.Min && onPathA?.Max == onPathB?.Max)
+            SectionId id = i < a.Sections.Count ? a.Sections[i].Key : b.Sections[i - a.Sections.Count].Key;
+            if (i >= a.Sections.Count && a.Sections.ContainsKey(id))
                 continue;
-            SectionCount? joined = JoinCount(onPathA, onPathB);
-            if (onB != onA)
-                (onA ? ifFalse : ifTrue).Add(new SectionNarrowing(id, joined, onPathB));
-            if (onB is not null && onB != onA)
-                (onA ? ifTrue : ifFalse).Add(new SectionNarrowing(id, joined, onPathA));
+            a.Sections.TryGetValue(id, out var onA);
+            b.Sections.TryGetValue(id, out var onB);
+            SectionCount? whole = JoinCount(onA, onB);
+            SectionCount? whenTrue = JoinWhen(trueOnA, CountWhen(mine, true, id, onA), trueOnB, CountWhen(other, true, id, onB));
+            SectionCount? whenFalse = JoinWhen(falseOnA, CountWhen(mine, false, id, onA), falseOnB, CountWhen(other, false, id, onB));
+            if (whenTrue?.Min != whole?.Min || whenTrue?.Max != whole?.Max)
+                (ifTrue ??= ImmutableArray.CreateBuilder<SectionNarrowing>()).Add(new SectionNarrowing(id, whole, whenTrue));
+            if (whenFalse?.Min != whole?.Min || whenFalse?.Max != whole?.Max)
+                (ifFalse ??= ImmutableArray.CreateBuilder<SectionNarrowing>()).Add(new SectionNarrowing(id, whole, whenFalse));
         }
 
-        return ifTrue.Count == 0 && ifFalse.Count == 0 ? null
-            : new TrylockResult(ImmutableArray<(SectionId, SectionOrigin)>.Empty, null) { IfTrue = ifTrue.ToImmutable(), IfFalse = ifFalse.ToImmutable() };
+        return ifTrue is null && ifFalse is null ? null
+            : new TrylockResult(ImmutableArray<(SectionId, SectionOrigin)>.Empty, null)
+            {
+                IfTrue = ifTrue?.ToImmutable() ?? ImmutableArray<SectionNarrowing>.Empty,
+                IfFalse = ifFalse?.ToImmutable() ?? ImmutableArray<SectionNarrowing>.Empty,
+            };
     }
+
+    /// <summary>A section's count on one path where a flag has a value: what the flag's narrowing says, if it still applies, else the path's count.</summary>
+    private static SectionCount? CountWhen(TrylockResult? flag, bool value, SectionId id, SectionCount? onPath)
+    {
+        if (flag is not null)
+        {
+            foreach (SectionNarrowing narrowing in value ? flag.IfTrue : flag.IfFalse)
+            {
+                if (narrowing.Id == id && Equals(onPath, narrowing.Joined))
+                    return narrowing.Narrowed;
+            }
+        }
+
+        return onPath;
+    }
+
+    private static SectionCount? JoinWhen(bool possibleOnA, SectionCount? onA, bool possibleOnB, SectionCount? onB) =>
+        possibleOnA && possibleOnB ? JoinCount(onA, onB) : possibleOnA ? onA : onB;
 
     /// <summary>Whether <paramref name="taken"/> holds the trylock's sections exactly once more than <paramref name="other"/>; if so it then counts them as <paramref name="other"/> does.</summary>
     private static bool HoldsOnceMore(ref FlowState taken, FlowState other, TrylockResult trylock)

@@ -78,6 +78,31 @@ public class ConditionalLockTests
         """,
         Kmg("KMG0001").WithLocation(0).WithLocation(1));
 
+    /// <summary>A loop that takes the lock once and says so in a flag: the flag's facts reach a fixpoint at the loop's head.</summary>
+    [Fact]
+    public Task LockTakenOnceInALoopBalances() => AnalyzeAsync<SectionImbalanceAnalyzer>("""
+        class Dev
+        {
+            spinlock_t lk = new();
+            int f(int n)
+            {
+                bool held = false;
+                for (int i = 0; i < n; i++)
+                {
+                    if (!held)
+                    {
+                        spin_lock(lk);
+                        held = true;
+                    }
+                }
+
+                if (held)
+                    spin_unlock(lk);
+                return 0;
+            }
+        }
+        """);
+
     /// <summary>The flag is what it was on the path it came from only until the lock changes: after that it says nothing.</summary>
     [Fact]
     public Task FlagSaysNothingOnceTheLockChanged() => AnalyzeAsync<SectionImbalanceAnalyzer>("""

@@ -101,6 +101,24 @@ public class RobustnessTests
                 }
             }
 
+            // Flags and straight lines: a flag in a loop, by reference, through a ref local or an out
+            // argument; constructors chained and expression-bodied; straight lines that do not compile.
+            class Flags
+            {
+                spinlock_t lk = new();
+                Flags() : this(1) { }
+                Flags(int x) => spin_lock(lk);
+                Flags(string s) : this(undefined) { spin_lock(lk) }
+                static void set(ref bool b) => b = true;
+                void loop(int n) { bool held = false; for (int i = 0; i < n; i++) { if (!held) { spin_lock(lk); held = true; } } if (held) spin_unlock(lk); }
+                void by_ref() { bool held = false; set(ref held); if (held) spin_unlock(lk); }
+                void aliased() { bool held = false; ref bool alias = ref held; alias = true; if (held) spin_unlock(lk); }
+                void outed() { bool held = false; if (bool.TryParse("true", out held) && held) spin_unlock(lk); }
+                bool constant() { bool ok = false; return ok; }
+                int broken() { int x = missing(); return x + ; }
+                int unfinished() { spin_lock(lk); return; }
+            }
+
             partial class Dev2 { private void h() => request_irq(1, handler, 0, "d", null); }
             partial class Dev2 { private int handler(int irq, object? dev) { msleep(1); return 1; } private int handler; }
             """;

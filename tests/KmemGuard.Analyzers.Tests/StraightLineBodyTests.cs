@@ -50,7 +50,7 @@ public class StraightLineBodyTests
     public void StraightLineAnalysisEqualsTheGraphs()
     {
         var sources = CorpusGenerator.Generate(files: 16, seedBugs: true).Files
-            .Concat(Directory.GetFiles(System.IO.Path.Combine(RepositoryRoot(), "samples"), "*.cs", SearchOption.AllDirectories)
+            .Concat(Directory.GetFiles(System.IO.Path.Combine(RuleDocumentationTests.RepositoryRoot, "samples"), "*.cs", SearchOption.AllDirectories)
                 .Where(p => !p.Contains("/obj/") && !p.Contains("/bin/"))
                 .Select(p => (p, File.ReadAllText(p))));
         Compilation compilation = Compilations.Create(sources, withPrelude: false);
@@ -102,12 +102,4 @@ public class StraightLineBodyTests
 
     private static string DescribeSleep(SleepPath? path) =>
         path is null ? "-" : $"{string.Join("→", path.Chain)} {path.Leaf} {path.LeafName} {path.LeafLocation.GetLineSpan()}";
-
-    private static string RepositoryRoot()
-    {
-        string directory = System.AppContext.BaseDirectory;
-        while (!File.Exists(System.IO.Path.Combine(directory, "KmemGuard.sln")))
-            directory = Directory.GetParent(directory)!.FullName;
-        return directory;
-    }
 }
