@@ -25,7 +25,7 @@ internal sealed class KmemGuardContext
     private static readonly ConditionalWeakTable<Compilation, StrongBox<KmemGuardContext?>> Contexts = new();
 
     private readonly ConcurrentDictionary<IMethodSymbol, ApiEffects> effects = new(SymbolEqualityComparer.Default);
-    private readonly ConcurrentDictionary<SyntaxNode, Lazy<ImmutableArray<Finding>>> bodies = new();
+    private readonly ConcurrentDictionary<SyntaxNode, BodyFindings> bodies = new();
     private readonly ConcurrentDictionary<SyntaxTree, WeakReference<SemanticModel>> models = new();
     private readonly Compilation compilation;
     private readonly AnnotationSymbols symbols;
@@ -108,14 +108,38 @@ internal sealed class KmemGuardContext
         IOperation? root = block.OperationBlocks.FirstOrDefault(IsAnalyzableRoot);
         if (root is null)
             return ImmutableArray<Finding>.Empty;
-        // Every rule's analyzer asks for the same body: only the first needs the closures, which live in
-        // a method of their own (a captured parameter allocates its closure on entry to the method).
-        return bodies.TryGetValue(root.Syntax, out var analyzed) ? analyzed.Value : FirstFindingsOf(root, block);
+        // Every rule's analyzer asks for the same body; the first one analyses it.
+        if (!bodies.TryGetValue(root.Syntax, out var body))
+            body = bodies.GetOrAdd(root.Syntax, new BodyFindings(block));
+        return body.Get(this);
     }
 
-    private ImmutableArray<Finding> FirstFindingsOf(IOperation root, OperationBlockAnalysisContext block) =>
-        bodies.GetOrAdd(root.Syntax, _ => new Lazy<ImmutableArray<Finding>>(
-            () => AnalyzeBlocks(block), LazyThreadSafetyMode.ExecutionAndPublication)).Value;
+    /// <summary>
+    /// One body's findings, made by whichever rule's analyzer asks first while the others wait; the block
+    /// is kept only until then. One object per body, where a Lazy with a closure made four.
+    /// </summary>
+    private sealed class BodyFindings
+    {
+        private readonly object gate = new();
+        private OperationBlockAnalysisContext? pending;
+        private ImmutableArray<Finding> findings;
+
+        public BodyFindings(OperationBlockAnalysisContext block) => pending = block;
+
+        public ImmutableArray<Finding> Get(KmemGuardContext context)
+        {
+            lock (gate)
+            {
+                if (pending is { } block)
+                {
+                    findings = context.AnalyzeBlocks(block);
+                    pending = null;
+                }
+
+                return findings;
+            }
+        }
+    }
 
     private static bool IsAnalyzableRoot(IOperation operation) =>
         operation.Kind is OperationKind.MethodBody or OperationKind.ConstructorBody or OperationKind.Block
@@ -123,7 +147,7 @@ internal sealed class KmemGuardContext
 
     private ImmutableArray<Finding> AnalyzeBlocks(OperationBlockAnalysisContext block)
     {
-        var findings = ImmutableArray.CreateBuilder<Finding>();
+        var findings = ImmutableArray.CreateBuilder<Finding>(0); // most bodies have none
         IMethodSymbol? owner = block.OwningSymbol as IMethodSymbol;
         foreach (IOperation root in block.OperationBlocks.Where(IsAnalyzableRoot))
         {

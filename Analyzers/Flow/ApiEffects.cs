@@ -45,10 +45,9 @@ internal sealed record ApiEffects(
         string? gfp = null;
         AllocationSpec? allocates = null;
         FreeSpec? frees = null;
-        var enters = ImmutableArray.CreateBuilder<SectionSpec>();
-        var entersIfTrue = ImmutableArray.CreateBuilder<SectionSpec>();
-        var leaves = ImmutableArray.CreateBuilder<SectionSpec>();
-        var callbacks = ImmutableArray.CreateBuilder<CallbackSpec>();
+        // Builders only for what a method has: this runs once for every method called anywhere, and most have no annotation.
+        ImmutableArray<SectionSpec>.Builder? enters = null, entersIfTrue = null, leaves = null;
+        ImmutableArray<CallbackSpec>.Builder? callbacks = null;
         bool any = false;
         foreach (AttributeData attribute in method.GetAttributes())
         {
@@ -64,13 +63,13 @@ internal sealed record ApiEffects(
             else if (Is(type, symbols.Frees) && StringArgument(attribute, 1) is { } freed)
                 frees = new FreeSpec((Family)IntArgument(attribute, 0), freed, Named(attribute, "OrderParameter"), Named(attribute, "OwnerParameter"));
             else if (Is(type, symbols.EntersSection))
-                enters.Add(SectionOf(attribute));
+                (enters ??= ImmutableArray.CreateBuilder<SectionSpec>()).Add(SectionOf(attribute));
             else if (Is(type, symbols.EntersSectionIfTrue))
-                entersIfTrue.Add(SectionOf(attribute));
+                (entersIfTrue ??= ImmutableArray.CreateBuilder<SectionSpec>()).Add(SectionOf(attribute));
             else if (Is(type, symbols.LeavesSection))
-                leaves.Add(SectionOf(attribute));
+                (leaves ??= ImmutableArray.CreateBuilder<SectionSpec>()).Add(SectionOf(attribute));
             else if (Is(type, symbols.RunsCallback) && StringArgument(attribute, 0) is { } parameter)
-                callbacks.Add(new CallbackSpec(parameter, (CallbackContextKind)IntArgument(attribute, 1)));
+                (callbacks ??= ImmutableArray.CreateBuilder<CallbackSpec>()).Add(new CallbackSpec(parameter, (CallbackContextKind)IntArgument(attribute, 1)));
             else if (Is(type, symbols.RequiresPreemptionDisabled))
                 requiresPreemptOff = true;
             else
@@ -80,8 +79,9 @@ internal sealed record ApiEffects(
 
         if (!any)
             return None;
-        return new ApiEffects(maySleep, gfp, allocates, frees, enters.ToImmutable(), entersIfTrue.ToImmutable(),
-            leaves.ToImmutable(), callbacks.ToImmutable(), requiresPreemptOff);
+        return new ApiEffects(maySleep, gfp, allocates, frees, enters?.ToImmutable() ?? ImmutableArray<SectionSpec>.Empty,
+            entersIfTrue?.ToImmutable() ?? ImmutableArray<SectionSpec>.Empty, leaves?.ToImmutable() ?? ImmutableArray<SectionSpec>.Empty,
+            callbacks?.ToImmutable() ?? ImmutableArray<CallbackSpec>.Empty, requiresPreemptOff);
     }
 
     private static bool Is(INamedTypeSymbol type, INamedTypeSymbol expected) => SymbolEqualityComparer.Default.Equals(type, expected);
