@@ -170,17 +170,18 @@ internal sealed partial class BodyAnalysis
     /// </summary>
     private static bool HoldsTrylock(IOperation target) => target is ILocalReferenceOperation or IFieldReferenceOperation;
 
-    /// <summary>
-    /// What a bool value stored into a holder says: a trylock's result; the fact a graph capture carries
-    /// (<c>ok = ready &amp;&amp; spin_trylock(lk)</c> stores one); or a constant, for a capture or a local
-    /// that nothing but its own assignments can change.
-    /// </summary>
+    /// <summary>An assignment (or a straight-line body's declaration): the value's origins, and what it says as a bool holder.</summary>
     private FlowState Assign(string target, IOperation value, bool holdsTrylock, ILocalSymbol? local, FlowState state)
     {
         FlowState assigned = state.SetValue(target, OriginsOf(value, state));
         return holdsTrylock && HolderFactOf(value, local, isCapture: false, state) is { } fact ? assigned.WithTrylock(target, fact) : assigned;
     }
 
+    /// <summary>
+    /// What a bool value stored into a holder says: a trylock's result; the fact a graph capture carries
+    /// (<c>ok = ready &amp;&amp; spin_trylock(lk)</c> stores one); or a constant, for a capture or a local
+    /// that nothing but its own assignments can change.
+    /// </summary>
     private TrylockResult? HolderFactOf(IOperation value, ILocalSymbol? local, bool isCapture, FlowState state)
     {
         if (value.Type?.SpecialType != SpecialType.System_Boolean)
